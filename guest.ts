@@ -1,0 +1,523 @@
+/**
+ * The guest half: a plugin serving its Connect service on the address its host gave
+ * it in `FTL_BIND`.
+ *
+ * - {@linkcode start} is a plugin's `main`: config from flags and env, JSON logs on
+ *   stderr, graceful exit on SIGINT/SIGTERM or when the host dies. It never returns.
+ * - {@linkcode serve} is the same server without the process wiring, for tests and
+ *   embedding; it returns a handle.
+ *
+ * @example A complete plugin
+ * ```ts ignore
+ * import { field, start } from "@ftl-ts/plugin/guest";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
+ * await start({
+ *   name: "echo",
+ *   service: EchoService,
+ *   config: { greeting: field.string({ env: "ECHO_GREETING", default: "hello" }) },
+ *   create: (ctx, config) => ({
+ *     ping: () => ({}),
+ *     echo: (req) => ({ message: `${config.greeting} ${req.message}` }),
+ *     async *count() {},
+ *     fail: () => ({}),
+ *   }),
+ * });
+ * ```
+ *
+ * @module
+ */
+import type { DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { GenService } from "@bufbuild/protobuf/codegenv2";
+import type { PingRequestSchema, PingResponseSchema } from "./gen/xyz/block/ftl/v1/ftl_pb.ts";
+import { bindUrl, parseBindUrl } from "./internal/bind.ts";
+import {
+  ConfigError,
+  type ConfigSpec,
+  type ConfigValue,
+  field,
+  formatUsage,
+  parseConfig,
+} from "./internal/config.ts";
+import { errorText, Logger, parseLogLevel } from "./internal/log.ts";
+import { createPluginHandler, type ExtraHandler } from "./internal/router.ts";
+import {
+  everyUnref,
+  exitProcess,
+  onTerminationSignal,
+  parentPid,
+  processArgs,
+  processEnv,
+  serveHttp,
+  writeStderr,
+  writeStdout,
+} from "./internal/runtime/deno.ts";
+
+export { field } from "./internal/config.ts";
+export type {
+  ConfigSpec,
+  ConfigValue,
+  Field,
+  FieldBuilders,
+  FieldKind,
+  FieldOptions,
+  HasValue,
+} from "./internal/config.ts";
+export { Logger, LogLevel, parseLogLevel } from "./internal/log.ts";
+export type { LogEntry, LogFormat, LoggerOptions, LogLevelName } from "./internal/log.ts";
+export type { ExtraHandler } from "./internal/router.ts";
+export {
+  type PingRequest,
+  PingRequestSchema,
+  type PingResponse,
+  PingResponseSchema,
+} from "./gen/xyz/block/ftl/v1/ftl_pb.ts";
+
+/**
+ * A service whose methods include FTL's `Ping`: every plugin's main service.
+ *
+ * @example
+ * ```ts ignore
+ * import type { PingableService } from "@ftl-ts/plugin/guest";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ * const main: PingableService = EchoService;
+ * ```
+ */
+export type PingableService = GenService<{
+  ping: {
+    methodKind: "unary";
+    input: typeof PingRequestSchema;
+    output: typeof PingResponseSchema;
+  };
+}>;
+
+/**
+ * The one object implementing the main service and every additional service: a
+ * missing method in any of them is a compile error.
+ *
+ * @example
+ * ```ts ignore
+ * import type { PluginImpl } from "@ftl-ts/plugin/guest";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ * type EchoImpl = PluginImpl<typeof EchoService>;
+ * ```
+ */
+export type PluginImpl<
+  S extends DescService,
+  X extends readonly DescService[] = [],
+> = ServiceImpl<S> & ServiceImpls<X>;
+
+/**
+ * The intersection of the implementations of every service in `X`.
+ *
+ * @example
+ * ```ts ignore
+ * type Both = ServiceImpls<[typeof EchoService, typeof Health]>;
+ * ```
+ */
+export type ServiceImpls<X extends readonly DescService[]> = X extends readonly [
+  infer Head extends DescService,
+  ...infer Rest extends readonly DescService[],
+] ? ServiceImpl<Head> & ServiceImpls<Rest>
+  // A non-tuple array (`DescService[]`) cannot be checked method by method.
+  : X extends readonly [] ? unknown
+  : Record<string, unknown>;
+
+/** Default largest request message, as gRPC's default. */
+const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
+/** Default time in-flight calls get to finish on shutdown. */
+const DEFAULT_GRACE_MS = 5_000;
+/** How long cancelled calls get to wind down before shutdown stops waiting. */
+const CANCEL_WAIT_MS = 1_000;
+
+/**
+ * Options for {@linkcode serve}.
+ *
+ * @example
+ * ```ts ignore
+ * const options: ServeOptions<typeof EchoService> = {
+ *   service: EchoService,
+ *   implementation: echoImpl,
+ *   bind: "http://127.0.0.1:0",
+ * };
+ * ```
+ */
+export interface ServeOptions<
+  S extends PingableService,
+  X extends readonly DescService[] = [],
+> {
+  /** The plugin's main service; it must have `Ping`. */
+  service: S;
+  /** More services implemented by the same object. */
+  services?: X;
+  /** The object implementing `service` and every one of `services`. */
+  implementation: PluginImpl<S, X>;
+  /** Where to listen: `http://host:port` (port 0 picks a free one). */
+  bind: string | URL;
+  /** Fetch-style handlers for extra paths, e.g. `{ "/metrics": () => new Response("") }`. */
+  handlers?: Record<string, ExtraHandler>;
+  /**
+   * Where errors thrown by handlers are logged.
+   * @default {a JSON logger on stderr at info}
+   */
+  logger?: Logger;
+  /**
+   * Largest request message accepted, in bytes; larger ones fail RESOURCE_EXHAUSTED.
+   * @default {4_194_304}
+   */
+  readMaxBytes?: number;
+  /**
+   * How long {@linkcode PluginServer.shutdown} lets in-flight calls finish before it
+   * cancels them, in milliseconds.
+   * @default {5_000}
+   */
+  shutdownGraceMs?: number;
+  /** Aborting it shuts the server down gracefully. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A running plugin server, as {@linkcode serve} returns it.
+ *
+ * @example
+ * ```ts ignore
+ * await using server = await serve({ service: EchoService, implementation, bind: "http://127.0.0.1:0" });
+ * console.log(server.url.href);
+ * ```
+ */
+export interface PluginServer {
+  /** The URL clients use; its port is the real one when port 0 was asked for. */
+  readonly url: URL;
+  /**
+   * Stops accepting calls, lets in-flight ones finish for up to `graceMs`, then
+   * cancels them. Idempotent: later calls return the first call's promise.
+   */
+  shutdown(options?: { graceMs?: number }): Promise<void>;
+  /** Resolves once the server has stopped, however that happened. */
+  readonly finished: Promise<void>;
+  /** Shuts down with the default grace. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Serves a plugin's services over Connect and gRPC-Web (HTTP/1.1 and h2c), with
+ * `grpc.health.v1.Health` and gRPC server reflection v1 and v1alpha beside them.
+ *
+ * gRPC requests get a trailers-only UNIMPLEMENTED answer that says so: the Deno
+ * listener cannot send HTTP trailers.
+ *
+ * @param options What to serve and where.
+ * @returns The running server.
+ * @example
+ * ```ts ignore
+ * import { serve } from "@ftl-ts/plugin/guest";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
+ * await using server = await serve({
+ *   service: EchoService,
+ *   bind: "http://127.0.0.1:0",
+ *   implementation: {
+ *     ping: () => ({}),
+ *     echo: (req) => ({ message: req.message }),
+ *     async *count() {},
+ *     fail: () => ({}),
+ *   },
+ * });
+ * console.log(`serving on ${server.url}`);
+ * ```
+ */
+export async function serve<
+  S extends PingableService,
+  const X extends readonly DescService[] = [],
+>(options: ServeOptions<S, X>): Promise<PluginServer> {
+  assertPingable(options.service);
+  const address = parseBindUrl(options.bind);
+  const logger = options.logger ?? stderrLogger(parseLogLevel("info"));
+  const cancelCalls = new AbortController();
+  const implementation: object = options.implementation;
+  const handler = createPluginHandler({
+    services: [options.service, ...(options.services ?? [])].map((
+      desc,
+    ) => [desc, implementation] as const),
+    handlers: options.handlers,
+    logger,
+    readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
+    shutdownSignal: cancelCalls.signal,
+    trailers: false,
+  });
+  const server = await serveHttp({
+    hostname: address.hostname,
+    port: address.port,
+    handler,
+    onError: (error) => {
+      logger.error("request failed", error);
+      return new Response("internal error\n", { status: 500 });
+    },
+  });
+
+  const defaultGrace = options.shutdownGraceMs ?? DEFAULT_GRACE_MS;
+  let stopping: Promise<void> | undefined;
+  const shutdown = ({ graceMs = defaultGrace } = {}): Promise<void> => {
+    stopping ??= stopServer(server.shutdown(), cancelCalls, graceMs, logger);
+    return stopping;
+  };
+  options.signal?.addEventListener("abort", () => shutdown(), { once: true });
+  if (options.signal?.aborted) shutdown();
+  return {
+    url: bindUrl(server.hostname, server.port),
+    shutdown,
+    finished: server.finished,
+    [Symbol.asyncDispose]: () => shutdown(),
+  };
+}
+
+async function stopServer(
+  drained: Promise<void>,
+  cancelCalls: AbortController,
+  graceMs: number,
+  logger: Logger,
+): Promise<void> {
+  const outcome = (ms: number) => settledWithin(drained, ms);
+  if (await outcome(graceMs)) return;
+  logger.warn(`calls still running after ${graceMs} ms: cancelling them`);
+  cancelCalls.abort(new ConnectError("the plugin is shutting down", Code.Unavailable));
+  if (await outcome(CANCEL_WAIT_MS)) return;
+  logger.warn("calls ignored cancellation: stopped waiting for them");
+}
+
+/** Whether `promise` settles within `ms`; never leaves a timer behind. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function assertPingable(service: DescService): void {
+  const ping = service.methods.find((m) => m.name === "Ping");
+  if (ping?.input.typeName !== "xyz.block.ftl.v1.PingRequest") {
+    throw new TypeError(
+      `${service.typeName} has no Ping(xyz.block.ftl.v1.PingRequest): a plugin's main service needs it`,
+    );
+  }
+}
+
+function stderrLogger(level: ReturnType<typeof parseLogLevel>): Logger {
+  return new Logger({ level, format: "json", write: writeStderr });
+}
+
+/**
+ * What {@linkcode StartOptions.create} gets besides its config.
+ *
+ * @example
+ * ```ts ignore
+ * create: (ctx) => {
+ *   ctx.logger.info(`working in ${ctx.workingDir}`);
+ *   ctx.signal.addEventListener("abort", () => closeDatabase());
+ *   return implementation;
+ * }
+ * ```
+ */
+export interface PluginContext {
+  /** Aborted when the plugin starts shutting down; the reason says why. */
+  readonly signal: AbortSignal;
+  /** A JSON logger on stderr scoped with the plugin's name. */
+  readonly logger: Logger;
+  /** `FTL_WORKING_DIR`, when the host set it. */
+  readonly workingDir: string | undefined;
+  /** The address the plugin serves on. */
+  readonly bind: URL;
+}
+
+/**
+ * Options for {@linkcode start}.
+ *
+ * @example
+ * ```ts ignore
+ * const options: StartOptions<typeof EchoService> = {
+ *   name: "echo",
+ *   service: EchoService,
+ *   create: () => implementation,
+ * };
+ * ```
+ */
+export interface StartOptions<
+  S extends PingableService,
+  X extends readonly DescService[] = [],
+  C extends ConfigSpec = Record<never, never>,
+> {
+  /** The plugin's name: the `scope` of its log lines and the program name in usage. */
+  name: string;
+  /** One line shown under the usage line of `--help`. */
+  description?: string;
+  /** The plugin's main service; it must have `Ping`. */
+  service: S;
+  /** More services implemented by the same object. */
+  services?: X;
+  /** The plugin's own settings, parsed from flags and env beside the built-ins. */
+  config?: C;
+  /** Builds the implementation; a throw ends the process with exit code 1. */
+  create: (
+    ctx: PluginContext,
+    config: ConfigValue<C>,
+  ) => PluginImpl<S, X> | Promise<PluginImpl<S, X>>;
+  /** Fetch-style handlers for extra paths. */
+  handlers?: Record<string, ExtraHandler>;
+  /**
+   * Largest request message accepted, in bytes.
+   * @default {4_194_304}
+   */
+  readMaxBytes?: number;
+  /**
+   * How long in-flight calls may run on after a stop signal, in milliseconds.
+   * @default {5_000}
+   */
+  shutdownGraceMs?: number;
+}
+
+// Listed in the order `--help` shows their groups: Logging, then Built-in.
+const builtinConfig = {
+  logLevel: field.enum(["trace", "debug", "info", "warn", "error"] as const, {
+    env: "LOG_LEVEL",
+    default: "info",
+    group: "Logging",
+    help: "Least severe level logged.",
+  }),
+  bind: field.url({
+    env: "FTL_BIND",
+    required: true,
+    group: "Built-in",
+    help: "URL to serve on, e.g. http://127.0.0.1:8123.",
+  }),
+};
+
+/**
+ * Runs a plugin process: parses its config from flags and env, logs JSON lines to
+ * stderr, builds the implementation with `create`, serves it on `FTL_BIND`, and
+ * shuts down gracefully (exit 0) on SIGINT, SIGTERM or when its parent process is
+ * gone. `--help` prints usage and exits 0; bad config exits 2; a failing `create`
+ * exits 1. Never resolves.
+ *
+ * @param options The plugin.
+ * @returns Never: the process exits.
+ * @example
+ * ```ts ignore
+ * import { field, start } from "@ftl-ts/plugin/guest";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
+ * await start({
+ *   name: "echo",
+ *   service: EchoService,
+ *   config: { greeting: field.string({ env: "ECHO_GREETING", default: "hello" }) },
+ *   create: (_ctx, config) => ({
+ *     ping: () => ({}),
+ *     echo: (req) => ({ message: `${config.greeting}, ${req.message}` }),
+ *     async *count() {},
+ *     fail: () => ({}),
+ *   }),
+ * });
+ * ```
+ */
+export async function start<
+  S extends PingableService,
+  const X extends readonly DescService[] = [],
+  C extends ConfigSpec = Record<never, never>,
+>(options: StartOptions<S, X, C>): Promise<never> {
+  for (const key of Object.keys(options.config ?? {})) {
+    if (key in builtinConfig) {
+      throw new TypeError(`config key "${key}" is built in; choose another name`);
+    }
+  }
+  const env = processEnv();
+  const spec = { ...options.config, ...builtinConfig } as C & typeof builtinConfig;
+  let parsed;
+  try {
+    parsed = parseConfig(spec, {
+      args: processArgs(),
+      env,
+      name: options.name,
+      description: options.description,
+    });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    writeStderr(`${options.name}: ${error.message}\n\n${error.usage}\n`);
+    return exitProcess(error.exitCode);
+  }
+  if (parsed.kind === "help") {
+    writeStdout(parsed.text.endsWith("\n") ? parsed.text : `${parsed.text}\n`);
+    return exitProcess(0);
+  }
+  const { bind, logLevel, ...own } = parsed.config as
+    & ConfigValue<typeof builtinConfig>
+    & Record<string, unknown>;
+  try {
+    parseBindUrl(bind);
+  } catch (error) {
+    const usage = formatUsage(spec, options);
+    writeStderr(`${options.name}: --bind (env FTL_BIND): ${errorText(error)}\n\n${usage}\n`);
+    return exitProcess(2);
+  }
+  const logger = stderrLogger(parseLogLevel(logLevel)).scope(options.name);
+  const lifetime = new AbortController();
+  const fail = (what: string, error: unknown): never => {
+    logger.error(what, error);
+    return exitProcess(1);
+  };
+
+  let implementation: PluginImpl<S, X>;
+  try {
+    implementation = await options.create({
+      signal: lifetime.signal,
+      logger,
+      workingDir: env.FTL_WORKING_DIR || undefined,
+      bind,
+    }, own as unknown as ConfigValue<C>);
+  } catch (error) {
+    return fail("create failed", error);
+  }
+
+  let server: PluginServer;
+  try {
+    server = await serve({
+      service: options.service,
+      services: options.services,
+      implementation,
+      bind,
+      handlers: options.handlers,
+      logger,
+      readMaxBytes: options.readMaxBytes,
+      shutdownGraceMs: options.shutdownGraceMs,
+    });
+  } catch (error) {
+    return fail(`cannot serve on ${bind.href}`, error);
+  }
+  logger.debug(`serving on ${server.url.href}`);
+
+  const stop = async (reason: string) => {
+    if (lifetime.signal.aborted) {
+      logger.warn(`${reason} while stopping: exiting now`);
+      exitProcess(1);
+    }
+    logger.debug(`stopping: ${reason}`);
+    lifetime.abort(new Error(reason));
+    await server.shutdown();
+    exitProcess(0);
+  };
+  onTerminationSignal((signal) => stop(`received ${signal}`));
+  // As Go's guest does: notice within a second that the host is gone. A changed ppid
+  // is the tell; probing the old pid could be fooled by pid reuse.
+  const initialParent = parentPid();
+  everyUnref(1_000, () => {
+    if (parentPid() !== initialParent) stop("parent process is gone");
+  });
+  server.finished.then(() => {
+    if (!lifetime.signal.aborted) fail("server stopped unexpectedly", undefined);
+  });
+  return await new Promise<never>(() => {});
+}

@@ -1,0 +1,422 @@
+/**
+ * Structured logging compatible with FTL's Go logger: numeric levels, one JSON
+ * object per line on the wire, and an optional human-readable text format. The
+ * logger never touches runtime globals; callers supply the sink, which keeps
+ * it usable unchanged under Deno, Node and in tests.
+ *
+ * @module
+ */
+
+/**
+ * Log levels as the numbers FTL writes on the wire.
+ *
+ * @example Compare levels
+ * ```ts
+ * import { LogLevel } from "./log.ts";
+ * console.assert(LogLevel.Warn > LogLevel.Info);
+ * ```
+ */
+export const LogLevel = {
+  Default: 0,
+  Trace: 1,
+  Debug: 5,
+  Info: 9,
+  Warn: 13,
+  Error: 17,
+} as const;
+
+/** One of the numeric values of {@linkcode LogLevel}. */
+export type LogLevel = typeof LogLevel[keyof typeof LogLevel];
+
+/** Textual level names accepted by `LOG_LEVEL` and `--log-level`. */
+export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error";
+
+// Highest first, so the first level at or below a number is the nearest.
+const NAMED: ReadonlyArray<readonly [LogLevelName, LogLevel]> = [
+  ["error", LogLevel.Error],
+  ["warn", LogLevel.Warn],
+  ["info", LogLevel.Info],
+  ["debug", LogLevel.Debug],
+  ["trace", LogLevel.Trace],
+];
+
+/**
+ * Parses a textual level name, ignoring case and surrounding whitespace.
+ *
+ * @param text The level name, e.g. the value of `LOG_LEVEL`.
+ * @returns The matching numeric level.
+ * @throws {Error} If `text` is not a known level name.
+ *
+ * @example Parse a level from the environment
+ * ```ts
+ * import { LogLevel, parseLogLevel } from "./log.ts";
+ * console.assert(parseLogLevel("WARN") === LogLevel.Warn);
+ * ```
+ */
+export function parseLogLevel(text: string): LogLevel {
+  const wanted = text.trim().toLowerCase();
+  const found = NAMED.find(([name]) => name === wanted);
+  if (found) return found[1];
+  const valid = NAMED.map(([name]) => name).reverse().join(", ");
+  throw new Error(`Invalid log level ${JSON.stringify(text)}: use ${valid}`);
+}
+
+/**
+ * Names a numeric level, rounding down so in-between values still get a name.
+ *
+ * @param level Any numeric level.
+ * @returns The level's name, or `"default"` below {@linkcode LogLevel.Trace}.
+ *
+ * @example Name an in-between level
+ * ```ts
+ * import { logLevelName } from "./log.ts";
+ * console.assert(logLevelName(10) === "info");
+ * ```
+ */
+export function logLevelName(level: number): LogLevelName | "default" {
+  return NAMED.find(([, value]) => level >= value)?.[0] ?? "default";
+}
+
+/** One log record as carried on the wire. */
+export interface LogEntry {
+  /** Numeric level; see {@linkcode LogLevel}. */
+  level: number;
+  /** String key/value pairs; `scope` names the emitting component. */
+  attributes?: Record<string, string>;
+  /** The log message. */
+  message: string;
+  /** RFC 3339 timestamp with nanoseconds. */
+  time?: string;
+  /** Text of the associated error. */
+  error?: string;
+}
+
+/**
+ * Encodes an entry as one JSON line, in the key order the Go logger uses.
+ *
+ * @param entry The entry to encode.
+ * @returns The JSON text, without a trailing newline.
+ *
+ * @example Encode an entry
+ * ```ts
+ * import { encodeLogEntry } from "./log.ts";
+ * console.assert(encodeLogEntry({ level: 9, message: "hi" }) === '{"level":9,"message":"hi"}');
+ * ```
+ */
+export function encodeLogEntry(entry: LogEntry): string {
+  const { level, attributes, message, time, error } = entry;
+  return JSON.stringify({ level, attributes, message, time, error });
+}
+
+function stringify(value: unknown): string {
+  if (typeof value === "string") return value;
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+/**
+ * Decodes one line of JSON log output, tolerating anything a plugin may print.
+ *
+ * @param line One line of output, with or without its newline.
+ * @returns The entry, or `undefined` if the line is not a log entry.
+ *
+ * @example Tell log lines from other output
+ * ```ts
+ * import { decodeLogEntry } from "./log.ts";
+ * console.assert(decodeLogEntry('{"level":9,"message":"hi"}')?.message === "hi");
+ * console.assert(decodeLogEntry("panic: oops") === undefined);
+ * ```
+ */
+export function decodeLogEntry(line: string): LogEntry | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(raw)) return undefined;
+  const { level, attributes, message, time, error } = raw;
+  if (typeof level !== "number" || !Number.isFinite(level)) return undefined;
+  if (typeof message !== "string") return undefined;
+  const entry: LogEntry = { level, message };
+  if (isRecord(attributes)) {
+    // fromEntries defines own properties, so a "__proto__" key stays plain data.
+    entry.attributes = Object.fromEntries(
+      Object.entries(attributes).map(([k, v]) => [k, stringify(v)]),
+    );
+  }
+  if (typeof time === "string") entry.time = time;
+  if (error !== undefined && error !== null) entry.error = stringify(error);
+  return entry;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+const COLORS = {
+  default: "",
+  trace: "\x1b[2m",
+  debug: "\x1b[2m",
+  info: "\x1b[36m",
+  warn: "\x1b[33m",
+  error: "\x1b[31m",
+} as const;
+
+// Quote only when a bare value would be ambiguous to read back.
+function quote(value: string): string {
+  return value === "" || /[\s"=\\]/.test(value) ? JSON.stringify(value) : value;
+}
+
+/**
+ * Formats an entry as a single human-readable line.
+ *
+ * @param entry The entry to format.
+ * @param options Set `color` to wrap the level name in ANSI colour codes.
+ * @returns The line, without a trailing newline.
+ *
+ * @example Format an entry for a terminal
+ * ```ts
+ * import { formatLogText } from "./log.ts";
+ * const text = formatLogText({ level: 9, message: "hi", attributes: { scope: "echo" } });
+ * console.assert(text === "info  echo: hi");
+ * ```
+ */
+export function formatLogText(
+  entry: LogEntry,
+  options: { color?: boolean } = {},
+): string {
+  const name = logLevelName(entry.level);
+  const color = options.color ? COLORS[name] : "";
+  // Pad outside the escape codes so columns line up with or without colour.
+  let text = (color ? `${color}${name}\x1b[0m` : name) +
+    " ".repeat(Math.max(1, 6 - name.length));
+  const { scope, ...rest } = entry.attributes ?? {};
+  if (scope !== undefined) text += `${scope}: `;
+  text += entry.message;
+  for (const [key, value] of Object.entries(rest)) {
+    text += ` ${key}=${quote(value)}`;
+  }
+  if (entry.error !== undefined) text += ` error=${quote(entry.error)}`;
+  return text;
+}
+
+/**
+ * Renders any thrown value as text, following `Error.cause` chains.
+ *
+ * @param error The thrown value.
+ * @returns The message, with each cause appended as `: cause`.
+ *
+ * @example Describe a wrapped error
+ * ```ts
+ * import { errorText } from "./log.ts";
+ * const error = new Error("dial failed", { cause: new Error("refused") });
+ * console.assert(errorText(error) === "dial failed: refused");
+ * ```
+ */
+export function errorText(error: unknown): string {
+  const parts: string[] = [];
+  const seen = new Set<unknown>();
+  let current = error;
+  // Remembering visited errors stops a self-referential cause chain looping.
+  while (current instanceof Error && !seen.has(current)) {
+    seen.add(current);
+    parts.push(current.message || current.name);
+    current = current.cause;
+  }
+  if (parts.length === 0 || !(current instanceof Error || current == null)) {
+    try {
+      parts.push(String(current));
+    } catch {
+      // String() throws for objects without a prototype or a broken toString.
+      parts.push(Object.prototype.toString.call(current));
+    }
+  }
+  return parts.join(": ");
+}
+
+/** Line encoding used by a {@linkcode Logger}. */
+export type LogFormat = "json" | "text";
+
+/** Options for constructing a {@linkcode Logger}. */
+export interface LoggerOptions {
+  /**
+   * Minimum level written.
+   *
+   * @default {LogLevel.Info}
+   */
+  level?: LogLevel;
+  /**
+   * Line encoding.
+   *
+   * @default {"json"}
+   */
+  format?: LogFormat;
+  /** Receives each whole line, including its trailing `"\n"`. */
+  write: (line: string) => void;
+  /**
+   * Whether text lines colour the level name; ignored for JSON.
+   *
+   * @default {false}
+   */
+  color?: boolean;
+  /** Attributes added to every entry. */
+  attributes?: Record<string, string>;
+  /**
+   * Clock used to timestamp entries; replaceable for deterministic tests.
+   *
+   * @default {() => new Date()}
+   */
+  now?: () => Date;
+}
+
+/**
+ * Writes structured log entries to a caller-supplied sink.
+ *
+ * @example Log at several levels
+ * ```ts
+ * import { Logger, LogLevel } from "./log.ts";
+ * const lines: string[] = [];
+ * const log = new Logger({ level: LogLevel.Debug, write: (l) => lines.push(l) });
+ * log.scope("db").debug("connecting", { host: "localhost" });
+ * log.error("connect failed", new Error("refused"));
+ * console.assert(lines.length === 2);
+ * ```
+ */
+export class Logger {
+  /** Minimum level this logger writes. */
+  readonly level: LogLevel;
+  #options: LoggerOptions;
+
+  /**
+   * Creates a logger.
+   *
+   * @param options Sink, level, format and base attributes.
+   */
+  constructor(options: LoggerOptions) {
+    this.#options = options;
+    this.level = options.level ?? LogLevel.Info;
+  }
+
+  /**
+   * Reports whether entries at `level` would be written.
+   *
+   * @param level A numeric level.
+   * @returns `true` if `level` is at or above this logger's level.
+   */
+  isEnabled(level: number): boolean {
+    return level >= this.level;
+  }
+
+  /**
+   * Logs a message at an arbitrary level.
+   *
+   * @param level A numeric level.
+   * @param message The message.
+   * @param options Extra attributes, and an error for {@linkcode errorText}.
+   */
+  log(
+    level: number,
+    message: string,
+    options: { attributes?: Record<string, string>; error?: unknown } = {},
+  ): void {
+    if (!this.isEnabled(level)) return;
+    const { attributes, error } = options;
+    this.#emit({
+      level,
+      attributes: { ...this.#options.attributes, ...attributes },
+      message,
+      error: error === undefined ? undefined : errorText(error),
+    });
+  }
+
+  /** Logs `message` at trace level with optional extra `attributes`. */
+  trace(message: string, attributes?: Record<string, string>): void {
+    this.log(LogLevel.Trace, message, { attributes });
+  }
+
+  /** Logs `message` at debug level with optional extra `attributes`. */
+  debug(message: string, attributes?: Record<string, string>): void {
+    this.log(LogLevel.Debug, message, { attributes });
+  }
+
+  /** Logs `message` at info level with optional extra `attributes`. */
+  info(message: string, attributes?: Record<string, string>): void {
+    this.log(LogLevel.Info, message, { attributes });
+  }
+
+  /** Logs `message` at warn level with optional extra `attributes`. */
+  warn(message: string, attributes?: Record<string, string>): void {
+    this.log(LogLevel.Warn, message, { attributes });
+  }
+
+  /**
+   * Logs at error level.
+   *
+   * @param message The message.
+   * @param error The cause, rendered with {@linkcode errorText}.
+   * @param attributes Extra attributes.
+   */
+  error(
+    message: string,
+    error?: unknown,
+    attributes?: Record<string, string>,
+  ): void {
+    this.log(LogLevel.Error, message, { attributes, error });
+  }
+
+  /**
+   * Creates a sub-logger that shares this one's sink and settings.
+   *
+   * @param attributes Attributes to add; they win over this logger's.
+   * @returns The sub-logger.
+   */
+  with(attributes: Record<string, string>): Logger {
+    const merged = { ...this.#options.attributes, ...attributes };
+    return new Logger({ ...this.#options, attributes: merged });
+  }
+
+  /**
+   * Creates a sub-logger whose entries carry a `scope` attribute.
+   *
+   * @param name The scope, shown as a prefix in text output.
+   * @returns The sub-logger.
+   */
+  scope(name: string): Logger {
+    return this.with({ scope: name });
+  }
+
+  /**
+   * Re-logs an entry decoded from elsewhere, such as a plugin's output,
+   * keeping its level, message, error and time; this logger's attributes
+   * (its scope included) override the entry's on conflict.
+   *
+   * @param entry The entry to mirror; dropped if below this logger's level.
+   */
+  forward(entry: LogEntry): void {
+    if (!this.isEnabled(entry.level)) return;
+    const attributes = { ...entry.attributes, ...this.#options.attributes };
+    this.#emit({ ...entry, attributes });
+  }
+
+  #emit({ level, attributes, message, time, error }: LogEntry): void {
+    // Logging must never take the caller down, whatever the sink or clock does.
+    try {
+      if (attributes && Object.keys(attributes).length === 0) {
+        attributes = undefined;
+      }
+      time ??= rfc3339Nano(this.#options.now?.() ?? new Date());
+      const entry = { level, attributes, message, time, error };
+      const line = this.#options.format === "text"
+        ? formatLogText(entry, { color: this.#options.color })
+        : encodeLogEntry(entry);
+      this.#options.write(line + "\n");
+    } catch {
+      // Deliberately swallowed: there is nowhere safer to report the failure.
+    }
+  }
+}
+
+// JavaScript clocks stop at milliseconds; pad to the nanosecond width Go emits.
+function rfc3339Nano(date: Date): string {
+  return date.toISOString().replace(/Z$/, "000000Z");
+}

@@ -1,0 +1,183 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { EchoService } from "../gen/echo/v1/echo_pb.ts";
+import { decodeLogEntry, type LogEntry } from "../internal/log.ts";
+import { runToEnd } from "./_helpers.ts";
+
+const echoPlugin = fileURLToPath(new URL("../examples/echo/plugin.ts", import.meta.url));
+const failingPlugin = fileURLToPath(
+  new URL("./fixtures/failing_plugin.ts", import.meta.url),
+);
+
+function spawnPlugin(
+  script: string,
+  env: Record<string, string | undefined>,
+  args: string[] = [],
+): ChildProcess {
+  return spawn(process.execPath, ["run", "-A", script, ...args], {
+    env: { ...process.env, FTL_BIND: undefined, LOG_LEVEL: undefined, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** A running plugin: its URL (from its "serving on" line) and every stderr line. */
+interface Running {
+  child: ChildProcess;
+  url: URL;
+  stderrLines: string[];
+  /** Settles once the process has exited and its stdio has closed. */
+  exited: Promise<{ code: number | null; signal: string | null }>;
+}
+
+async function startPlugin(extraEnv: Record<string, string> = {}): Promise<Running> {
+  const child = spawnPlugin(echoPlugin, {
+    FTL_BIND: "http://127.0.0.1:0",
+    LOG_LEVEL: "debug",
+    ...extraEnv,
+  });
+  const exited = new Promise<{ code: number | null; signal: string | null }>(
+    (resolve) => child.once("close", (code, signal) => resolve({ code, signal })),
+  );
+  const stderrLines: string[] = [];
+  const url = await new Promise<URL>((resolve, reject) => {
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      stderrLines.push(line);
+      const match = /^serving on (\S+)$/.exec(decodeLogEntry(line)?.message ?? "");
+      if (match) resolve(new URL(match[1]));
+    });
+    exited.then(({ code }) =>
+      reject(new Error(`plugin exited (${code}) before serving: ${stderrLines.join("\n")}`))
+    );
+  });
+  return { child, url, stderrLines, exited };
+}
+
+function isGone(pid: number): boolean {
+  try {
+    // A zombie waiting for a reaper that never comes has already stopped running.
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
+}
+
+async function waitUntil(condition: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return condition();
+}
+
+describe("start() in a real process", () => {
+  it("serves, logs only JSON on stderr, and exits 0 within 1 s of SIGTERM", async () => {
+    const plugin = await startPlugin({ ECHO_GREETING: "hey" });
+    try {
+      const client = createClient(
+        EchoService,
+        createConnectTransport({ baseUrl: plugin.url.href }),
+      );
+      assert.equal((await client.echo({ message: "you" })).message, "hey you");
+      const signalled = Date.now();
+      // Not child.kill(): Deno's node:child_process then reports the signal instead
+      // of the exit code the child chose.
+      process.kill(plugin.child.pid!, "SIGTERM");
+      const { code } = await plugin.exited;
+      assert.equal(code, 0);
+      assert.ok(Date.now() - signalled < 1_000, `took ${Date.now() - signalled} ms`);
+      const entries = plugin.stderrLines.map((line) => decodeLogEntry(line));
+      assert.ok(entries.every((e) => e !== undefined), plugin.stderrLines.join("\n"));
+      const started = entries.find((e) => e?.message === "echo plugin starting");
+      assert.deepEqual(started?.attributes, { greeting: "hey", scope: "echo" });
+    } finally {
+      plugin.child.kill("SIGKILL");
+    }
+  });
+
+  it("exits within 2 s once its parent process is gone", async () => {
+    // bash is the guest's parent (`; true` keeps bash from exec'ing it); killing bash
+    // orphans the guest.
+    const parent = spawn(
+      "bash",
+      // Paths go in env, not argv: Deno's node:child_process rewrites argv that
+      // mentions its own executable.
+      ["-c", `"$RUNTIME" run -A "$PLUGIN"; true`],
+      {
+        env: {
+          ...process.env,
+          RUNTIME: process.execPath,
+          PLUGIN: echoPlugin,
+          FTL_BIND: "http://127.0.0.1:0",
+          LOG_LEVEL: "debug",
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    const parentClosed = new Promise((resolve) => parent.once("close", resolve));
+    let guestPid = 0;
+    try {
+      await new Promise<void>((resolve) => {
+        createInterface({ input: parent.stderr! }).on("line", (line) => {
+          if (decodeLogEntry(line)?.message.startsWith("serving on ")) resolve();
+        });
+      });
+      guestPid = Number(
+        readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, "utf8").trim(),
+      );
+      assert.ok(guestPid > 0);
+      process.kill(parent.pid!, "SIGKILL");
+      assert.ok(await waitUntil(() => isGone(guestPid), 2_000), "guest still running");
+    } finally {
+      if (!isGone(parent.pid!)) process.kill(parent.pid!, "SIGKILL");
+      if (guestPid && !isGone(guestPid)) process.kill(guestPid, "SIGKILL");
+      await parentClosed;
+    }
+  });
+
+  it("exits 2 naming FTL_BIND when no bind address is given", async () => {
+    const { code, stderr, stdout } = await runToEnd(spawnPlugin(echoPlugin, {}));
+    assert.equal(code, 2);
+    const first = stderr.split("\n")[0];
+    assert.match(first, /--bind/);
+    assert.match(first, /FTL_BIND/);
+    assert.match(stderr, /Usage: echo/);
+    assert.equal(stdout, "");
+  });
+
+  it("exits 2 with one line for a bad log level", async () => {
+    const { code, stderr } = await runToEnd(
+      spawnPlugin(echoPlugin, { FTL_BIND: "http://127.0.0.1:0", LOG_LEVEL: "loud" }),
+    );
+    assert.equal(code, 2);
+    assert.match(stderr.split("\n")[0], /LOG_LEVEL.*loud/);
+  });
+
+  it("prints help on stdout and exits 0", async () => {
+    const { code, stdout } = await runToEnd(spawnPlugin(echoPlugin, {}, ["--help"]));
+    assert.equal(code, 0);
+    assert.match(stdout, /--greeting/);
+    assert.match(stdout, /ECHO_GREETING/);
+    assert.match(stdout, /FTL_BIND/);
+    assert.match(stdout, /LOG_LEVEL/);
+  });
+
+  it("exits 1 with a JSON error line when create() throws", async () => {
+    const { code, stderr } = await runToEnd(
+      spawnPlugin(failingPlugin, { FTL_BIND: "http://127.0.0.1:0" }),
+    );
+    assert.equal(code, 1);
+    const entries = stderr.trim().split("\n").map((line) => decodeLogEntry(line));
+    const failure = entries.find((e): e is LogEntry => e?.level === 17);
+    assert.ok(failure, stderr);
+    assert.equal(failure.error, "database unreachable");
+    assert.equal(failure.attributes?.scope, "failing");
+  });
+});
