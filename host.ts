@@ -1,6 +1,556 @@
 /**
- * The host half: spawning plugins and talking to them.
+ * The host half: {@linkcode spawn} starts a plugin executable, hands it an address
+ * in `FTL_BIND`, waits until it answers `Ping`, mirrors its logs and gives back typed
+ * Connect clients. The host owns the plugin's whole life: a stale copy is killed
+ * first, a plugin that dies during startup is reported with its last lines, and
+ * stopping reaches its whole process group.
+ *
+ * @example
+ * ```ts ignore
+ * import { spawn } from "@ftl-ts/plugin/host";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
+ * await using plugin = await spawn({
+ *   name: "echo",
+ *   dir: ".",
+ *   exe: "./echo-plugin",
+ *   service: EchoService,
+ * });
+ * const { message } = await plugin.client.echo({ message: "hi" });
+ * ```
  *
  * @module
  */
-export { allocatePort } from "./internal/runtime/deno.ts";
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient } from "@connectrpc/connect";
+import type { PingableService } from "./guest.ts";
+import { bindUrl } from "./internal/bind.ts";
+import { decodeLogEntry, errorText, Logger, type LogLevel, logLevelName } from "./internal/log.ts";
+import { RecentLines, streamLogLines } from "./internal/log_lines.ts";
+import { type NotReady, waitUntilReady } from "./internal/readiness.ts";
+import {
+  allocatePort as allocateRuntimePort,
+  type Child,
+  createPluginTransport,
+  makeDirectory,
+  type PluginTransport,
+  processCommandLine,
+  processEnv,
+  type ProcessExit,
+  readTextFile,
+  realPath,
+  removeFile,
+  signalGroup,
+  signalPid,
+  spawnChild,
+  stderrIsTerminal,
+  type WireProtocol,
+  writeStderr,
+  writeTextFile,
+} from "./internal/runtime/deno.ts";
+
+export type { ProcessExit, WireProtocol } from "./internal/runtime/deno.ts";
+
+/**
+ * A TCP port on 127.0.0.1 that was free when this returned.
+ *
+ * It is racy, as every such helper is: the port is closed again before the caller
+ * uses it, so another process may take it in between. {@linkcode spawn} lives with
+ * that (the plugin then fails to listen and spawn rejects with its output).
+ *
+ * @returns The port number.
+ * @example
+ * ```ts
+ * import { allocatePort } from "@ftl-ts/plugin/host";
+ * const port = allocatePort();
+ * console.assert(port > 0 && port < 65536);
+ * ```
+ */
+export function allocatePort(): number {
+  return allocateRuntimePort();
+}
+
+/** How {@linkcode spawn} talks to a plugin: `auto` pings with Connect and falls back to gRPC. */
+export type Protocol = "auto" | WireProtocol;
+
+/**
+ * Options for {@linkcode spawn}.
+ *
+ * @example
+ * ```ts ignore
+ * const options: SpawnOptions<typeof EchoService> = {
+ *   name: "echo",
+ *   dir: "/tmp/echo",
+ *   exe: "/usr/local/bin/echo-plugin",
+ *   service: EchoService,
+ *   startTimeout: 10_000,
+ * };
+ * ```
+ */
+export interface SpawnOptions<
+  S extends PingableService,
+  E extends Record<string, DescService> = Record<never, never>,
+> {
+  /** The plugin's name: the `scope` of its mirrored log lines. */
+  name: string;
+  /** Its working directory; `<dir>/.ftl` holds the pid file and is `FTL_WORKING_DIR`. */
+  dir: string;
+  /** The executable. */
+  exe: string;
+  /** Arguments for the executable. */
+  args?: readonly string[];
+  /** The plugin's main service (it must have Ping): `plugin.client` calls it. */
+  service: S;
+  /** More clients on the same connection: `{ name: Service }` → `plugin.clients.name`. */
+  extraClients?: E;
+  /** Extra environment variables for the plugin, on top of the host's own. */
+  env?: Record<string, string>;
+  /**
+   * Level for the plugin's stdout lines and for JSON lines at level 0.
+   * @default {LogLevel.Info}
+   */
+  defaultLevel?: LogLevel;
+  /**
+   * Where the host logs, and the plugin's mirrored lines go. Its level is passed to
+   * the plugin as `LOG_LEVEL`.
+   * @default {a text logger on stderr at info}
+   */
+  logger?: Logger;
+  /**
+   * Milliseconds to wait for the plugin to answer Ping.
+   * @default {30_000}
+   */
+  startTimeout?: number;
+  /**
+   * Create `<dir>/.ftl` (mode 0700), pass it as `FTL_WORKING_DIR` and keep a pid file
+   * there; `false` does none of that.
+   * @default {true}
+   */
+  workingDir?: boolean;
+  /**
+   * The wire protocol. `auto` pings with Connect and switches to gRPC if the plugin
+   * answers like a pure gRPC server.
+   * @default {"auto"}
+   */
+  protocol?: Protocol;
+  /** Aborting it stops the plugin (and fails a spawn still waiting for readiness). */
+  signal?: AbortSignal;
+}
+
+/**
+ * A running plugin, as {@linkcode spawn} returns it.
+ *
+ * @example
+ * ```ts ignore
+ * await using plugin = await spawn({ name: "echo", dir, exe, service: EchoService });
+ * plugin.signal.addEventListener("abort", () => console.log(plugin.signal.reason.message));
+ * await plugin.client.echo({ message: "hi" });
+ * ```
+ */
+export interface Plugin<
+  S extends PingableService = PingableService,
+  E extends Record<string, DescService> = Record<never, never>,
+> {
+  /** The name given to {@linkcode spawn}. */
+  readonly name: string;
+  /** The plugin's pid (also its process group id). */
+  readonly pid: number;
+  /** The URL it serves on (its `FTL_BIND`). */
+  readonly endpoint: URL;
+  /** The wire protocol its clients use. */
+  readonly protocol: WireProtocol;
+  /** A typed client of its main service. */
+  readonly client: Client<S>;
+  /** Typed clients of the `extraClients` services. */
+  readonly clients: { readonly [K in keyof E]: Client<E[K]> };
+  /** Aborted when the process ends; the reason is a {@linkcode PluginExitError}. */
+  readonly signal: AbortSignal;
+  /** Resolves when the process has ended and its output has been mirrored. */
+  readonly exited: Promise<ProcessExit>;
+  /**
+   * SIGTERM to the plugin's process group, SIGKILL after `graceMs`; resolves once it
+   * is reaped. Idempotent.
+   */
+  stop(options?: { graceMs?: number }): Promise<ProcessExit>;
+  /** Stops with the default grace. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * How a plugin's process ended: the reason of {@linkcode Plugin.signal}.
+ *
+ * @example
+ * ```ts ignore
+ * await plugin.exited;
+ * const reason = plugin.signal.reason as PluginExitError;
+ * console.log(reason.exit.code, reason.exit.signal);
+ * ```
+ */
+export class PluginExitError extends Error {
+  /** The exit code or signal. */
+  readonly exit: ProcessExit;
+
+  /**
+   * Describes how the plugin `name` ended.
+   *
+   * @param name The plugin's name.
+   * @param exit How it ended.
+   */
+  constructor(name: string, exit: ProcessExit) {
+    super(`plugin ${name} ${describeExit(exit)}`);
+    this.name = "PluginExitError";
+    this.exit = exit;
+  }
+}
+
+/**
+ * Why {@linkcode spawn} failed: the plugin exited, timed out or was aborted during
+ * startup. Its message ends with the last lines the plugin printed.
+ *
+ * @example
+ * ```ts ignore
+ * try {
+ *   await spawn(options);
+ * } catch (error) {
+ *   if (error instanceof PluginStartError) console.error(error.lastLines.join("\n"));
+ * }
+ * ```
+ */
+export class PluginStartError extends Error {
+  /** How the process ended, when it ended on its own. */
+  readonly exit: ProcessExit | undefined;
+  /** The last lines (at most 20) the plugin printed. */
+  readonly lastLines: readonly string[];
+
+  /**
+   * Builds the error, appending the plugin's last lines to `message`.
+   *
+   * @param message What went wrong.
+   * @param lastLines What the plugin printed last.
+   * @param options The process's exit and the underlying cause.
+   */
+  constructor(
+    message: string,
+    lastLines: readonly string[],
+    options: { exit?: ProcessExit; cause?: unknown } = {},
+  ) {
+    const tail = lastLines.length > 0
+      ? `; its last lines:\n${lastLines.map((l) => `  ${l}`).join("\n")}`
+      : "; it printed nothing";
+    super(message + tail, { cause: options.cause });
+    this.name = "PluginStartError";
+    this.exit = options.exit;
+    this.lastLines = lastLines;
+  }
+}
+
+function describeExit(exit: ProcessExit): string {
+  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
+const DEFAULT_START_TIMEOUT_MS = 30_000;
+const DEFAULT_STOP_GRACE_MS = 5_000;
+/** How long output may keep flowing after the process exits (a grandchild can hold the pipe). */
+const DRAIN_AFTER_EXIT_MS = 1_000;
+
+/**
+ * Spawns a plugin and waits until it answers Ping.
+ *
+ * The plugin gets the host's environment plus `FTL_BIND` (a free loopback port),
+ * `FTL_WORKING_DIR`, `LOG_LEVEL` and `env`; runs in `dir`, in its own process group.
+ * Its stderr lines that are FTL JSON log entries are re-logged at their level under
+ * `scope: name`; other stderr lines at error; stdout lines at `defaultLevel`.
+ *
+ * @param options The plugin and how to run it.
+ * @returns The running, ready plugin.
+ * @throws {PluginStartError} When it exits, times out or is aborted before it is ready;
+ * the process group is killed and reaped first.
+ * @example
+ * ```ts ignore
+ * import { spawn } from "@ftl-ts/plugin/host";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
+ * await using plugin = await spawn({
+ *   name: "echo",
+ *   dir: "/tmp/echo",
+ *   exe: Deno.execPath(),
+ *   args: ["run", "-A", "examples/echo/plugin.ts"],
+ *   service: EchoService,
+ * });
+ * console.log((await plugin.client.echo({ message: "hi" })).message);
+ * ```
+ */
+export async function spawn<
+  S extends PingableService,
+  E extends Record<string, DescService> = Record<never, never>,
+>(options: SpawnOptions<S, E>): Promise<Plugin<S, E>> {
+  if (!options.name) throw new TypeError("spawn: name is required");
+  if (!options.exe) throw new TypeError("spawn: exe is required");
+  if (!options.dir) throw new TypeError("spawn: dir is required");
+  const { name } = options;
+  const logger = options.logger ?? defaultLogger();
+  const pluginLogger = logger.scope(name);
+  const defaultLevel = options.defaultLevel ?? 9;
+
+  const workingDir = options.workingDir === false ? undefined : `${options.dir}/.ftl`;
+  const pidFile = workingDir && `${workingDir}/${basename(options.exe)}.pid`;
+  if (workingDir) await makeDirectory(workingDir, 0o700);
+  if (pidFile) await killStalePlugin(pidFile, options, pluginLogger);
+
+  const endpoint = bindUrl("127.0.0.1", allocatePort());
+  const levelName = logLevelName(logger.level);
+  const child = spawnChild({
+    exe: options.exe,
+    args: options.args ?? [],
+    cwd: options.dir,
+    env: {
+      ...processEnv(),
+      FTL_BIND: endpoint.href.replace(/\/$/, ""),
+      ...(workingDir ? { FTL_WORKING_DIR: workingDir } : {}),
+      LOG_LEVEL: levelName === "default" ? "trace" : levelName,
+      ...options.env,
+    },
+  });
+  if (pidFile) await writeTextFile(pidFile, `${child.pid}\n`);
+
+  const recent = new RecentLines(20);
+  const stopReading = new AbortController();
+  const mirrored = Promise.all([
+    streamLogLines(child.stderr, (line) => {
+      recent.push(line);
+      const entry = decodeLogEntry(line);
+      if (!entry) return pluginLogger.log(17, line);
+      pluginLogger.forward(entry.level === 0 ? { ...entry, level: defaultLevel } : entry);
+    }, { signal: stopReading.signal }),
+    streamLogLines(child.stdout, (line) => {
+      recent.push(line);
+      pluginLogger.log(defaultLevel, line);
+    }, { signal: stopReading.signal }),
+  ]).catch((error) =>
+    pluginLogger.warn("reading the plugin's output failed", { error: errorText(error) })
+  );
+
+  const lifetime = new AbortController();
+  const transports = new Set<PluginTransport>();
+  const exited = child.exited.then(async (exit) => {
+    for (const t of transports) t.close();
+    lifetime.abort(new PluginExitError(name, exit));
+    const timer = setTimeout(() => stopReading.abort(), DRAIN_AFTER_EXIT_MS);
+    await mirrored;
+    clearTimeout(timer);
+    if (pidFile) await forgetPid(pidFile, child.pid);
+    return exit;
+  });
+
+  let stopping: Promise<ProcessExit> | undefined;
+  const stop = ({ graceMs = DEFAULT_STOP_GRACE_MS } = {}): Promise<ProcessExit> => {
+    stopping ??= stopChild(child, exited, transports, graceMs);
+    return stopping;
+  };
+  const onAbort = () => stop();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  lifetime.signal.addEventListener("abort", () => {
+    options.signal?.removeEventListener("abort", onAbort);
+  });
+
+  let protocol: WireProtocol = options.protocol === "auto" || !options.protocol
+    ? "connect"
+    : options.protocol;
+  let detected: "grpc" | undefined;
+  const open = (p: WireProtocol) => {
+    const transport = createPluginTransport(
+      endpoint,
+      p,
+      options.protocol === "auto" || !options.protocol
+        ? (status, contentType) => {
+          if (looksLikeGrpcServer(status, contentType)) detected = "grpc";
+        }
+        : undefined,
+    );
+    transports.add(transport);
+    return transport;
+  };
+  let current = open(protocol);
+  // Typed as the Ping-only view of the service, which TypeScript can see through.
+  const pingable: PingableService = options.service;
+  let pinger = createClient(pingable, current.transport);
+
+  const notReady = await waitUntilReady({
+    ping: async (signal) => {
+      try {
+        const answer = await pinger.ping({}, { signal });
+        return answer.notReady;
+      } catch (error) {
+        if (detected && protocol !== detected) {
+          // A pure gRPC server: everything goes over gRPC from now on.
+          current.close();
+          transports.delete(current);
+          protocol = detected;
+          current = open(protocol);
+          pinger = createClient(pingable, current.transport);
+          pluginLogger.debug("the plugin speaks gRPC, not Connect: switching");
+        }
+        throw error;
+      }
+    },
+    exited: child.exited,
+    timeoutMs: options.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
+    signal: options.signal,
+  });
+  if (notReady) {
+    const exit = await stop({ graceMs: 0 });
+    throw startError(
+      name,
+      notReady,
+      options.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
+      recent,
+      exit,
+    );
+  }
+
+  const clients = Object.fromEntries(
+    Object.entries(options.extraClients ?? {}).map(([key, desc]) => [
+      key,
+      createClient(desc, current.transport),
+    ]),
+  ) as { [K in keyof E]: Client<E[K]> };
+  return {
+    name,
+    pid: child.pid,
+    endpoint,
+    protocol,
+    client: createClient(options.service, current.transport),
+    clients,
+    signal: lifetime.signal,
+    exited,
+    stop,
+    [Symbol.asyncDispose]: async () => {
+      await stop();
+    },
+  };
+}
+
+/**
+ * Whether an answer to a Connect request came from a server that only speaks gRPC: a
+ * 415, a gRPC content type, or (as @grpc/grpc-js on Deno's node:http2 answers) a 200
+ * without any content type, which no Connect server sends.
+ */
+function looksLikeGrpcServer(status: number, contentType: string): boolean {
+  return status === 415 || /^application\/grpc(\+|;|$)/.test(contentType) ||
+    (status === 200 && contentType === "");
+}
+
+function startError(
+  name: string,
+  notReady: NotReady,
+  timeoutMs: number,
+  recent: RecentLines,
+  exit: ProcessExit,
+): PluginStartError {
+  switch (notReady.kind) {
+    case "exited":
+      return new PluginStartError(
+        `plugin ${name} ${describeExit(exit)} before it was ready`,
+        recent.lines,
+        { exit },
+      );
+    case "timeout":
+      return new PluginStartError(
+        `plugin ${name} was not ready after ${timeoutMs} ms (last ping: ${
+          errorText(notReady.lastError)
+        })`,
+        recent.lines,
+        { cause: notReady.lastError },
+      );
+    case "aborted":
+      return new PluginStartError(`spawning plugin ${name} was aborted`, recent.lines, {
+        cause: notReady.reason,
+      });
+  }
+}
+
+async function stopChild(
+  child: Child,
+  exited: Promise<ProcessExit>,
+  transports: Set<PluginTransport>,
+  graceMs: number,
+): Promise<ProcessExit> {
+  for (const t of transports) t.close();
+  let done = false;
+  const reaped = child.exited.then(() => (done = true));
+  if (graceMs > 0 && signalGroup(child.pid, "SIGTERM")) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([reaped, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
+  }
+  if (!done) signalGroup(child.pid, "SIGKILL");
+  await reaped;
+  // Whatever else is left in the group (a child that ignored SIGTERM) goes too.
+  signalGroup(child.pid, "SIGKILL");
+  return await exited;
+}
+
+/**
+ * Kills the process a stale pid file names, but only if it still runs this plugin's
+ * executable: a reused pid belonging to something else is left alone.
+ */
+async function killStalePlugin(
+  pidFile: string,
+  options: { exe: string; args?: readonly string[] },
+  logger: Logger,
+): Promise<void> {
+  const text = await readTextFile(pidFile);
+  if (text === undefined) return;
+  const pid = Number(text.trim());
+  if (!Number.isSafeInteger(pid) || pid <= 1) {
+    logger.warn(`ignoring pid file ${pidFile}: ${JSON.stringify(text.slice(0, 40))} is not a pid`);
+    return;
+  }
+  const commandLine = await processCommandLine(pid);
+  if (!commandLine) return;
+  if (!(await runsExecutable(commandLine, options.exe, options.args ?? []))) {
+    logger.warn(
+      `pid file ${pidFile} names process ${pid}, which runs something else (${
+        commandLine.join(" ").slice(0, 200)
+      }): leaving it alone`,
+    );
+    return;
+  }
+  logger.warn(`killing stale plugin process ${pid} named by ${pidFile}`);
+  signalGroup(pid, "SIGKILL");
+  signalPid(pid, "SIGKILL");
+}
+
+async function runsExecutable(
+  commandLine: readonly string[],
+  exe: string,
+  args: readonly string[],
+): Promise<boolean> {
+  const exePath = await realPath(exe);
+  // argv[0] for a binary, argv[1] for a script run through its #! interpreter.
+  const candidates = await Promise.all(commandLine.slice(0, 2).map((arg) => realPath(arg)));
+  const sameExe = candidates.includes(exePath) || commandLine.slice(0, 2).includes(exe);
+  // An interpreter (deno, node) is told apart by its arguments (the script).
+  return sameExe && args.every((arg) => commandLine.includes(arg));
+}
+
+async function forgetPid(pidFile: string, pid: number): Promise<void> {
+  try {
+    if ((await readTextFile(pidFile))?.trim() === String(pid)) await removeFile(pidFile);
+  } catch {
+    // Another host may have taken the file over; it is theirs now.
+  }
+}
+
+function basename(path: string): string {
+  return path.replace(/\/+$/, "").split("/").pop() || path;
+}
+
+function defaultLogger(): Logger {
+  return new Logger({
+    level: 9,
+    format: "text",
+    color: stderrIsTerminal(),
+    write: writeStderr,
+  });
+}

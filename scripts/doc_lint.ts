@@ -26,6 +26,7 @@ const npmTypeNames = new Set([
   "GenService",
   "GenMessage",
   "Message",
+  "Client",
 ]);
 
 /** Whether a diagnostic is the npm false positive. */

@@ -6,7 +6,11 @@
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
+import { decodeLogEntry, type LogEntry, Logger, LogLevel } from "../internal/log.ts";
 
 /** What a finished child process left behind. */
 export interface Finished {
@@ -43,4 +47,56 @@ export async function collect<T, U>(
   const out: U[] = [];
   for await (const item of items) out.push(map(item));
   return out;
+}
+
+/** A logger that keeps every entry it is given, at every level. */
+export function memoryLogger(): { logger: Logger; entries: LogEntry[] } {
+  const entries: LogEntry[] = [];
+  const logger = new Logger({
+    level: LogLevel.Trace,
+    write: (line) => entries.push(decodeLogEntry(line)!),
+  });
+  return { logger, entries };
+}
+
+/** Whether `pid` has stopped running (gone, or a zombie nobody reaped yet). */
+export function isGone(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
+}
+
+/** The live (non-zombie) processes in process group `pgid`. */
+export function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      // Fields after the ")" that closes the command name: state, ppid, pgrp, …
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(pgrp) === pgid && state !== "Z") members.push(Number(name));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return members;
+}
+
+/** Polls `condition` every 10 ms for up to `ms`; true as soon as it holds. */
+export async function waitUntil(condition: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return condition();
+}
+
+/** A fresh temporary directory, removed by the returned function. */
+export function tempDir(): { path: string; [Symbol.dispose](): void } {
+  const path = mkdtempSync(join(tmpdir(), "ftl-plugin-test-"));
+  return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
 }

@@ -9,7 +9,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { decodeLogEntry, type LogEntry } from "../internal/log.ts";
-import { runToEnd } from "./_helpers.ts";
+import { isGone, runToEnd, waitUntil } from "./_helpers.ts";
 
 const echoPlugin = fileURLToPath(new URL("../examples/echo/plugin.ts", import.meta.url));
 const failingPlugin = fileURLToPath(
@@ -57,24 +57,6 @@ async function startPlugin(extraEnv: Record<string, string> = {}): Promise<Runni
     );
   });
   return { child, url, stderrLines, exited };
-}
-
-function isGone(pid: number): boolean {
-  try {
-    // A zombie waiting for a reaper that never comes has already stopped running.
-    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return true;
-  }
-}
-
-async function waitUntil(condition: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (condition()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return condition();
 }
 
 describe("start() in a real process", () => {

@@ -4,6 +4,9 @@
  *
  * @module
  */
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
 /** The runtime this build of the library runs on. */
 export const runtimeName: "deno" | "node" = "deno";
@@ -176,4 +179,229 @@ export function allocatePort(): number {
   const { port } = listener.addr;
   listener.close();
   return port;
+}
+
+/** How a child process ended. */
+export interface ProcessExit {
+  /** The exit code, or null when a signal ended it. */
+  code: number | null;
+  /** The signal that ended it, or null when it exited. */
+  signal: string | null;
+}
+
+/** A child process started by {@linkcode spawnChild}. */
+export interface Child {
+  /** Its pid, which is also its process group id. */
+  readonly pid: number;
+  /** Its stdout. */
+  readonly stdout: ReadableStream<Uint8Array>;
+  /** Its stderr. */
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** Resolves once it has exited and been reaped. */
+  readonly exited: Promise<ProcessExit>;
+}
+
+/** What {@linkcode spawnChild} starts. */
+export interface SpawnChildOptions {
+  /** The executable. */
+  exe: string;
+  /** Its arguments. */
+  args: readonly string[];
+  /** Its whole environment. */
+  env: Record<string, string>;
+  /** Its working directory. */
+  cwd: string;
+}
+
+/**
+ * Starts a process in a new process group (and session), stdin closed and
+ * stdout/stderr piped, so that signalling the group reaches its children too.
+ */
+export function spawnChild(options: SpawnChildOptions): Child {
+  let process: Deno.ChildProcess;
+  try {
+    process = new Deno.Command(options.exe, {
+      args: [...options.args],
+      env: options.env,
+      clearEnv: true,
+      cwd: options.cwd,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true,
+    }).spawn();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error(`cannot run ${options.exe}: no such file or directory`, { cause: error });
+    }
+    throw explainPermission(error, "--allow-run", `run ${options.exe}`);
+  }
+  return {
+    pid: process.pid,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    exited: process.status.then((s) => ({
+      code: s.signal === null ? s.code : null,
+      signal: s.signal,
+    })),
+  };
+}
+
+/** Sends `signal` to every process in group `pgid`; false if there was none left. */
+export function signalGroup(pgid: number, signal: "SIGTERM" | "SIGKILL"): boolean {
+  return signalPid(-pgid, signal);
+}
+
+/** Sends `signal` to `pid`; false if there is no such process. */
+export function signalPid(pid: number, signal: "SIGTERM" | "SIGKILL"): boolean {
+  try {
+    Deno.kill(pid, signal);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw explainPermission(error, "--allow-run", `signal process ${pid}`);
+  }
+}
+
+/** The command line of a live process (Linux /proc), or undefined if it is gone. */
+export async function processCommandLine(pid: number): Promise<string[] | undefined> {
+  try {
+    const raw = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+    if (raw === "") return undefined; // a zombie has no command line
+    return raw.replace(/\0$/, "").split("\0");
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw explainPermission(error, "--allow-read", `read /proc/${pid}/cmdline`);
+  }
+}
+
+/** The real path of `path`, or `path` itself if it cannot be resolved. */
+export async function realPath(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    return path;
+  }
+}
+
+/** Creates `path` (and parents) with `mode` if missing, and sets its mode. */
+export async function makeDirectory(path: string, mode: number): Promise<void> {
+  try {
+    await Deno.mkdir(path, { recursive: true, mode });
+    await Deno.chmod(path, mode);
+  } catch (error) {
+    throw explainPermission(error, "--allow-write", `create ${path}`);
+  }
+}
+
+/** Reads a text file, or undefined if it does not exist. */
+export async function readTextFile(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw explainPermission(error, "--allow-read", `read ${path}`);
+  }
+}
+
+/** Writes a text file. */
+export async function writeTextFile(path: string, text: string): Promise<void> {
+  try {
+    await Deno.writeTextFile(path, text);
+  } catch (error) {
+    throw explainPermission(error, "--allow-write", `write ${path}`);
+  }
+}
+
+/** Removes a file if it exists. */
+export async function removeFile(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw explainPermission(error, "--allow-write", `remove ${path}`);
+  }
+}
+
+/** Whether stdout is a terminal. */
+export function stdoutIsTerminal(): boolean {
+  return Deno.stdout.isTerminal();
+}
+
+/** The wire protocol a host uses to call a plugin. */
+export type WireProtocol = "connect" | "grpc" | "grpc-web";
+
+/** A transport to one plugin and the means to close its connections. */
+export interface PluginTransport {
+  /** The Connect transport clients are made on. */
+  readonly transport: Transport;
+  /** Drops every connection at once (no GOAWAY dance). Idempotent. */
+  close(): void;
+}
+
+/**
+ * A transport to `baseUrl` over h2c. Connect and gRPC-Web go through Deno's fetch
+ * (which exposes no trailers); gRPC goes through node:http2 via connect-node.
+ *
+ * `onResponse` sees every HTTP response's status and content type (protocol
+ * detection uses it).
+ */
+export function createPluginTransport(
+  baseUrl: URL,
+  protocol: WireProtocol,
+  onResponse?: (status: number, contentType: string) => void,
+): PluginTransport {
+  if (protocol === "grpc") {
+    const sessions = new Http2SessionManager(baseUrl);
+    let closed = false;
+    return {
+      transport: createGrpcTransport({ baseUrl: baseUrl.href, sessionManager: sessions }),
+      close() {
+        if (closed) return;
+        closed = true;
+        // Deno's node:http2 client can take the whole process down when a server
+        // sends GOAWAY on an open session (DESIGN.md): abort ours first.
+        sessions.abort();
+      },
+    };
+  }
+  let client: Deno.HttpClient;
+  try {
+    client = Deno.createHttpClient({ http1: false, http2: true });
+  } catch (error) {
+    throw explainPermission(error, "--allow-net", `connect to ${baseUrl.host}`);
+  }
+  let closed = false;
+  const fetchH2c: typeof fetch = async (input, init) => {
+    if (closed) throw new ConnectError(`${baseUrl.host} is closed`, Code.Unavailable);
+    let response: Response;
+    try {
+      response = await fetch(input, { ...init, client });
+    } catch (error) {
+      // Refused, reset or closed: the plugin is not there to answer.
+      if (error instanceof TypeError) {
+        throw new ConnectError(
+          `${baseUrl.host}: ${error.message}`,
+          Code.Unavailable,
+          undefined,
+          undefined,
+          error,
+        );
+      }
+      throw error;
+    }
+    onResponse?.(response.status, response.headers.get("content-type") ?? "");
+    return response;
+  };
+  const options = { baseUrl: baseUrl.href, fetch: fetchH2c, useBinaryFormat: true };
+  return {
+    transport: protocol === "connect"
+      ? createConnectTransport(options)
+      : createGrpcWebTransport(options),
+    close() {
+      if (closed) return;
+      closed = true;
+      client.close();
+    },
+  };
 }

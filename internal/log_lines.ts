@@ -1,0 +1,125 @@
+/**
+ * Splits a child's output into lines without ever holding more than one capped line:
+ * a plugin that prints a 50 MB line or binary junk cannot exhaust the host.
+ *
+ * @module
+ */
+
+/** Default longest line kept whole, in bytes. */
+export const MAX_LINE_BYTES = 1024 * 1024;
+
+/** Appended to a line that was cut at the cap. */
+export const TRUNCATION_MARKER = " …[line truncated]";
+
+/** Options for {@linkcode streamLogLines}. */
+export interface StreamLogLinesOptions {
+  /**
+   * Longest line passed on whole, in bytes; the rest of a longer one is dropped and
+   * the marker appended.
+   * @default {1_048_576}
+   */
+  maxLineBytes?: number;
+  /** Aborting stops reading (the stream is cancelled) after delivering what was read. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Reads `stream` to its end, calling `onLine` for each line (without its newline;
+ * invalid UTF-8 replaced with U+FFFD). A last line without a newline is delivered
+ * when the stream ends.
+ *
+ * @param stream The bytes to read, e.g. a child's stderr.
+ * @param onLine Called once per line, in order.
+ * @param options The line cap.
+ * @returns Resolves when the stream has ended; rejects if reading fails.
+ */
+export async function streamLogLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+  options: StreamLogLinesOptions = {},
+): Promise<void> {
+  const max = options.maxLineBytes ?? MAX_LINE_BYTES;
+  const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let truncated = false;
+
+  const keep = (bytes: Uint8Array) => {
+    if (truncated) return;
+    const room = max - pendingBytes;
+    if (bytes.length > room) {
+      if (room > 0) pending.push(bytes.subarray(0, room));
+      pendingBytes = max;
+      truncated = true;
+      return;
+    }
+    pending.push(bytes);
+    pendingBytes += bytes.length;
+  };
+  const emit = () => {
+    const bytes = pending.length === 1 ? pending[0] : concat(pending, pendingBytes);
+    let line = decoder.decode(bytes);
+    if (line.endsWith("\r")) line = line.slice(0, -1);
+    if (truncated) line += TRUNCATION_MARKER;
+    pending = [];
+    pendingBytes = 0;
+    truncated = false;
+    onLine(line);
+  };
+
+  const reader = stream.getReader();
+  const aborted = new Promise<{ done: true; value: undefined }>((resolve) => {
+    const done = () => resolve({ done: true, value: undefined });
+    if (options.signal?.aborted) done();
+    options.signal?.addEventListener("abort", done, { once: true });
+  });
+  for (;;) {
+    const { done, value: chunk } = await Promise.race([reader.read(), aborted]);
+    if (done) break;
+    let start = 0;
+    for (;;) {
+      const newline = chunk.indexOf(10, start);
+      if (newline === -1) break;
+      keep(chunk.subarray(start, newline));
+      emit();
+      start = newline + 1;
+    }
+    // The chunk's buffer may be reused by the reader: copy what we hold on to.
+    if (start < chunk.length) keep(chunk.slice(start));
+  }
+  if (options.signal?.aborted) await reader.cancel().catch(() => {});
+  reader.releaseLock();
+  if (pendingBytes > 0 || truncated) emit();
+}
+
+function concat(parts: Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** The last `size` items pushed, oldest first. */
+export class RecentLines {
+  readonly #size: number;
+  readonly #lines: string[] = [];
+
+  /** @param size How many lines to keep. */
+  constructor(size: number) {
+    this.#size = size;
+  }
+
+  /** Remembers a line, cut to 2000 characters. */
+  push(line: string): void {
+    this.#lines.push(line.length > 2000 ? `${line.slice(0, 2000)}…` : line);
+    if (this.#lines.length > this.#size) this.#lines.shift();
+  }
+
+  /** The remembered lines, oldest first. */
+  get lines(): readonly string[] {
+    return this.#lines;
+  }
+}

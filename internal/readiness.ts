@@ -1,0 +1,92 @@
+/**
+ * Waiting for a plugin to answer Ping: fast polling at first, so a plugin that is
+ * ready in 20 ms is seen within a few ms, then Go's 50 ms rhythm.
+ *
+ * @module
+ */
+
+/** Why waiting for readiness ended without the plugin being ready. */
+export type NotReady =
+  | { kind: "exited"; exit: unknown }
+  | { kind: "timeout"; lastError: unknown }
+  | { kind: "aborted"; reason: unknown };
+
+/** Options for {@linkcode waitUntilReady}. */
+export interface WaitUntilReadyOptions {
+  /** One probe: resolves `undefined` when ready, or the plugin's `not_ready` text; throws on failure. */
+  ping: (signal: AbortSignal) => Promise<string | undefined>;
+  /** Settles when the process exits: readiness then fails at once. */
+  exited: Promise<unknown>;
+  /** Give up after this many milliseconds. */
+  timeoutMs: number;
+  /** Aborting stops waiting. */
+  signal?: AbortSignal;
+}
+
+/** Delay before the `attempt`-th retry: 1, 2, 4, 8, 8, … ms for a second, then 50 ms. */
+export function retryDelay(attempt: number, elapsedMs: number): number {
+  return elapsedMs < 1_000 ? Math.min(2 ** attempt, 8) : 50;
+}
+
+/** How long one ping may take before it counts as failed. */
+const PING_TIMEOUT_MS = 2_000;
+
+/**
+ * Pings until the plugin is ready. Resolves `undefined` when it is; otherwise
+ * resolves with why not (the process exited, the time ran out, or the caller
+ * aborted), leaving it to the caller to build the error.
+ */
+export async function waitUntilReady(
+  options: WaitUntilReadyOptions,
+): Promise<NotReady | undefined> {
+  const started = performance.now();
+  const deadline = started + options.timeoutMs;
+  const stop = new AbortController();
+  let exit: { value: unknown } | undefined;
+  options.exited.then((value) => {
+    exit = { value };
+    stop.abort();
+  });
+  const onAbort = () => stop.abort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  let lastError: unknown = new Error("no ping was answered");
+  try {
+    for (let attempt = 0;; attempt++) {
+      if (exit) return { kind: "exited", exit: exit.value };
+      if (options.signal?.aborted) return { kind: "aborted", reason: options.signal.reason };
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) return { kind: "timeout", lastError };
+      const attemptSignal = AbortSignal.any([
+        stop.signal,
+        AbortSignal.timeout(Math.min(remaining, PING_TIMEOUT_MS)),
+      ]);
+      try {
+        const notReady = await options.ping(attemptSignal);
+        if (notReady === undefined) return undefined;
+        lastError = new Error(`the plugin is not ready: ${notReady}`);
+      } catch (error) {
+        lastError = error;
+      }
+      const wait = Math.min(
+        retryDelay(attempt, performance.now() - started),
+        Math.max(0, deadline - performance.now()),
+      );
+      await sleep(wait, stop.signal);
+    }
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,57 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { runToEnd } from "./_helpers.ts";
+
+const demoHost = fileURLToPath(new URL("../examples/echo/host.ts", import.meta.url));
+const echoPlugin = fileURLToPath(new URL("../examples/echo/plugin.ts", import.meta.url));
+const onDeno = "Deno" in globalThis;
+const hostPermissions = [
+  "--allow-run",
+  "--allow-net=127.0.0.1",
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+];
+
+function deno(args: string[], env: Record<string, string> = {}) {
+  return spawn(process.execPath, args, {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+describe("the examples", { skip: !onDeno && "Deno permissions only" }, () => {
+  it("runs the demo to a clean summary with the minimal host permissions", async () => {
+    const { code, stdout, stderr } = await runToEnd(deno(["run", ...hostPermissions, demoHost]));
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /ready in [\d.]+ ms/);
+    assert.match(stdout, /Echo\("world"\) → "hello, world"/);
+    assert.match(stdout, /Count\(5\) streamed 1, 2, 3, 4, 5/);
+    assert.match(stdout, /stopped with exit code 0/);
+    assert.match(stderr, /echo: echo plugin starting/, "the plugin's log was mirrored");
+  });
+
+  it("names --allow-run when the host may not run the plugin", async () => {
+    const allowed = hostPermissions.filter((p) => p !== "--allow-run");
+    const { code, stderr } = await runToEnd(deno(["run", ...allowed, demoHost]));
+    assert.notEqual(code, 0);
+    assert.match(stderr, /run Deno with --allow-run/);
+  });
+
+  it("names --allow-net when the guest may not listen", async () => {
+    const { code, stderr } = await runToEnd(
+      deno(["run", "--allow-env", echoPlugin], { FTL_BIND: "http://127.0.0.1:0" }),
+    );
+    assert.equal(code, 1);
+    assert.match(stderr, /run Deno with --allow-net/);
+  });
+
+  it("names --allow-env when the guest may not read its environment", async () => {
+    const { code, stderr } = await runToEnd(deno(["run", "--allow-net", echoPlugin]));
+    assert.notEqual(code, 0);
+    assert.match(stderr, /--allow-env/);
+  });
+});

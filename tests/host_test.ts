@@ -1,0 +1,321 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn as spawnProcess } from "node:child_process";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { Code, type ConnectError } from "@connectrpc/connect";
+import {
+  type Plugin,
+  PluginExitError,
+  PluginStartError,
+  spawn,
+  type SpawnOptions,
+} from "../host.ts";
+import { EchoService } from "../gen/echo/v1/echo_pb.ts";
+import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
+import { LogLevel } from "../internal/log.ts";
+import { TRUNCATION_MARKER } from "../internal/log_lines.ts";
+import { groupMembers, isGone, memoryLogger, tempDir, waitUntil } from "./_helpers.ts";
+
+const testPlugin = fileURLToPath(new URL("./fixtures/test_plugin.ts", import.meta.url));
+const grpcPlugin = fileURLToPath(new URL("./fixtures/grpc_plugin.ts", import.meta.url));
+const runtime = process.execPath;
+
+/** Spawns the env-driven test plugin in a fresh directory, with a memory logger. */
+async function withPlugin<T>(
+  env: Record<string, string>,
+  use: (plugin: Plugin<typeof EchoService>, log: ReturnType<typeof memoryLogger>) => Promise<T>,
+  extra: Partial<SpawnOptions<typeof EchoService>> = {},
+): Promise<T> {
+  using dir = tempDir();
+  const log = memoryLogger();
+  const plugin = await spawn({
+    name: "test",
+    dir: dir.path,
+    exe: runtime,
+    args: ["run", "-A", testPlugin],
+    service: EchoService,
+    env,
+    logger: log.logger,
+    ...extra,
+  });
+  try {
+    return await use(plugin, log);
+  } finally {
+    await plugin.stop({ graceMs: 1_000 });
+  }
+}
+
+describe("spawn()", () => {
+  it("spawns, waits for Ping, calls, stops, and leaves no process of its group", async () => {
+    let pid = 0;
+    await withPlugin({ TEST_FORK: "1" }, async (plugin, { entries }) => {
+      pid = plugin.pid;
+      assert.equal(plugin.protocol, "connect");
+      assert.equal(plugin.endpoint.hostname, "127.0.0.1");
+      assert.equal((await plugin.client.echo({ message: "hi" })).message, "hi");
+      const forked = Number(entries.find((e) => e.message === "forked")?.attributes?.pid);
+      assert.ok(forked > 0, "the plugin reported its child");
+      assert.deepEqual(groupMembers(pid).sort(), [pid, forked].sort());
+      const exit = await plugin.stop();
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.ok(plugin.signal.aborted);
+      assert.ok(plugin.signal.reason instanceof PluginExitError);
+      assert.ok(isGone(forked), "the forked child was killed with its group");
+    });
+    assert.deepEqual(groupMembers(pid), []);
+  });
+
+  it("passes FTL_BIND, FTL_WORKING_DIR (0700) and a pid file, and removes the pid file", async () => {
+    using dir = tempDir();
+    const { logger } = memoryLogger();
+    const plugin = await spawn({
+      name: "test",
+      dir: dir.path,
+      exe: runtime,
+      args: ["run", "-A", testPlugin],
+      service: EchoService,
+      logger,
+    });
+    try {
+      const pidFile = `${dir.path}/.ftl/${runtime.split("/").pop()}.pid`;
+      assert.equal(readFileSync(pidFile, "utf8").trim(), String(plugin.pid));
+      assert.equal(statSync(`${dir.path}/.ftl`).mode & 0o777, 0o700);
+      const env = readFileSync(`/proc/${plugin.pid}/environ`, "utf8").split("\0");
+      assert.ok(env.includes(`FTL_BIND=${plugin.endpoint.href.replace(/\/$/, "")}`), "FTL_BIND");
+      assert.ok(env.includes(`FTL_WORKING_DIR=${dir.path}/.ftl`), "FTL_WORKING_DIR");
+      assert.ok(env.includes("LOG_LEVEL=trace"), "LOG_LEVEL from the host logger");
+      await plugin.stop();
+      assert.throws(() => statSync(pidFile), /ENOENT/);
+    } finally {
+      await plugin.stop();
+    }
+  });
+
+  it("keeps pinging while the plugin answers not_ready", async () => {
+    const started = Date.now();
+    await withPlugin({ TEST_NOT_READY_MS: "300" }, async (plugin) => {
+      assert.ok(Date.now() - started >= 300, "ready before not_ready cleared");
+      assert.equal((await plugin.client.ping({})).notReady, undefined);
+    });
+  });
+
+  it("rejects within 200 ms of the plugin dying during startup", async () => {
+    using dir = tempDir();
+    const { logger } = memoryLogger();
+    const script = `${dir.path}/dies.sh`;
+    const marker = `${dir.path}/exited-at`;
+    writeFileSync(
+      script,
+      `#!/bin/bash\necho starting\nsleep 0.3\necho "fatal: no config" >&2\ndate +%s%3N > ${marker}\nprintf "last words" >&2\nexit 3\n`,
+      { mode: 0o755 },
+    );
+    const error = await spawn({
+      name: "dies",
+      dir: dir.path,
+      exe: script,
+      service: EchoService,
+      logger,
+    })
+      .catch((e) => e);
+    const rejectedAt = Date.now();
+    const exitedAt = Number(readFileSync(marker, "utf8"));
+    assert.ok(error instanceof PluginStartError);
+    assert.match(error.message, /exited with code 3/);
+    assert.match(error.message, /fatal: no config/);
+    assert.equal(error.lastLines.at(-1), "last words", "a partial last line is flushed");
+    assert.ok(rejectedAt - exitedAt < 200, `rejected ${rejectedAt - exitedAt} ms after the exit`);
+  });
+
+  it("times out with the last ping error when the plugin never listens", async () => {
+    const started = Date.now();
+    const error = await withPlugin({ TEST_NEVER_LISTEN: "1" }, () => Promise.resolve(), {
+      startTimeout: 1_000,
+    }).catch((e) => e);
+    assert.ok(error instanceof PluginStartError, String(error));
+    assert.match(error.message, /not ready after 1000 ms/);
+    assert.match(error.message, /last ping: /);
+    assert.ok(Date.now() - started < 5_000);
+  });
+
+  it("kills a plugin that ignores SIGTERM once the grace is over", async () => {
+    await withPlugin({ TEST_IGNORE_SIGTERM: "1" }, async (plugin) => {
+      const started = Date.now();
+      const exit = await plugin.stop({ graceMs: 300 });
+      assert.deepEqual(exit, { code: null, signal: "SIGKILL" });
+      assert.ok(Date.now() - started >= 300);
+      assert.deepEqual(groupMembers(plugin.pid), []);
+    });
+  });
+
+  it("stops the plugin when its abort signal fires", async () => {
+    const controller = new AbortController();
+    await withPlugin({}, async (plugin) => {
+      controller.abort();
+      const exit = await plugin.exited;
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.ok(plugin.signal.aborted);
+    }, { signal: controller.signal });
+  });
+
+  it("aborts plugin.signal with the exit status when the plugin dies", async () => {
+    await withPlugin({}, async (plugin) => {
+      process.kill(plugin.pid, "SIGKILL");
+      await plugin.exited;
+      const reason = plugin.signal.reason as PluginExitError;
+      assert.deepEqual(reason.exit, { code: null, signal: "SIGKILL" });
+      await assert.rejects(
+        plugin.client.echo({ message: "late" }),
+        (e: ConnectError) => e.code === Code.Unavailable || e.code === Code.Canceled,
+      );
+    });
+  });
+
+  it("kills the live old plugin a stale pid file names", async () => {
+    using dir = tempDir();
+    const { logger, entries } = memoryLogger();
+    const old = spawnProcess(runtime, ["run", "-A", testPlugin], {
+      env: { ...process.env, TEST_NEVER_LISTEN: "1" },
+      stdio: "ignore",
+    });
+    const oldClosed = new Promise((resolve) => old.once("close", resolve));
+    try {
+      mkdirSync(`${dir.path}/.ftl`);
+      writeFileSync(`${dir.path}/.ftl/${runtime.split("/").pop()}.pid`, `${old.pid}\n`);
+      const plugin = await spawn({
+        name: "test",
+        dir: dir.path,
+        exe: runtime,
+        args: ["run", "-A", testPlugin],
+        service: EchoService,
+        logger,
+      });
+      await plugin.stop();
+      assert.ok(await waitUntil(() => isGone(old.pid!), 2_000), "the old plugin still runs");
+      assert.ok(
+        entries.some((e) => e.message.startsWith(`killing stale plugin process ${old.pid}`)),
+      );
+    } finally {
+      old.kill("SIGKILL");
+      await oldClosed;
+    }
+  });
+
+  it("leaves alone an unrelated process that a stale pid file names", async () => {
+    using dir = tempDir();
+    const { logger, entries } = memoryLogger();
+    const unrelated = spawnProcess("sleep", ["30"], { stdio: "ignore" });
+    const closed = new Promise((resolve) => unrelated.once("close", resolve));
+    try {
+      mkdirSync(`${dir.path}/.ftl`);
+      writeFileSync(`${dir.path}/.ftl/${runtime.split("/").pop()}.pid`, `${unrelated.pid}\n`);
+      const plugin = await spawn({
+        name: "test",
+        dir: dir.path,
+        exe: runtime,
+        args: ["run", "-A", testPlugin],
+        service: EchoService,
+        logger,
+      });
+      await plugin.stop();
+      assert.ok(!isGone(unrelated.pid!), "the unrelated process was killed");
+      const warning = entries.find((e) =>
+        e.level === LogLevel.Warn && /leaving it alone/.test(e.message)
+      );
+      assert.ok(warning, "a warning names the pid file");
+    } finally {
+      unrelated.kill("SIGKILL");
+      await closed;
+    }
+  });
+
+  it("mirrors JSON lines at their level and plain lines at the default or error level", async () => {
+    await withPlugin({ TEST_PRINT: "logs" }, async (plugin, { entries }) => {
+      await plugin.stop();
+      const mine = entries.filter((e) => e.attributes?.scope === "test");
+      const warning = mine.find((e) => e.message === "a warning");
+      assert.equal(warning?.level, LogLevel.Warn);
+      assert.equal(warning?.error, "boom");
+      assert.equal(warning?.attributes?.k, "v");
+      assert.equal(mine.find((e) => e.message === "plain stderr line")?.level, LogLevel.Error);
+      assert.equal(mine.find((e) => e.message === "plain stdout line")?.level, LogLevel.Info);
+      assert.ok(mine.some((e) => e.message === "bad\ufffd\ufffd!"), "invalid UTF-8 replaced");
+      const long = mine.find((e) => e.message.startsWith("xxxx"));
+      assert.equal(long?.message.length, 1024 * 1024 + TRUNCATION_MARKER.length);
+      assert.ok(long?.message.endsWith(TRUNCATION_MARKER));
+      assert.ok(mine.some((e) => e.message === "after the long line"), "reading went on");
+    }, { defaultLevel: LogLevel.Info });
+  });
+
+  it("mirrors 100 000 lines without losing one", async () => {
+    await withPlugin({ TEST_PRINT: "many" }, async (plugin, { entries }) => {
+      await plugin.stop();
+      const lines = entries.filter((e) => e.message.startsWith("line "));
+      assert.equal(lines.length, 100_000);
+      assert.equal(lines[99_999].message, "line 99999");
+    });
+  });
+
+  it("makes extra clients on the same connection", async () => {
+    using dir = tempDir();
+    const { logger } = memoryLogger();
+    await using plugin = await spawn({
+      name: "test",
+      dir: dir.path,
+      exe: runtime,
+      args: ["run", "-A", testPlugin],
+      service: EchoService,
+      extraClients: { health: Health },
+      logger,
+    });
+    const answer = await plugin.clients.health.check({ service: "" });
+    assert.equal(answer.status, HealthCheckResponse_ServingStatus.SERVING);
+  });
+
+  it("picks gRPC for a plugin built on @grpc/grpc-js", async () => {
+    using dir = tempDir();
+    const { logger } = memoryLogger();
+    await using plugin = await spawn({
+      name: "grpc",
+      dir: dir.path,
+      exe: runtime,
+      args: ["run", "-A", grpcPlugin],
+      service: EchoService,
+      logger,
+    });
+    assert.equal(plugin.protocol, "grpc");
+    assert.equal((await plugin.client.echo({ message: "hi" })).message, "grpc hi");
+  });
+
+  it("survives a gRPC plugin that shuts down on its own", async () => {
+    using dir = tempDir();
+    const { logger } = memoryLogger();
+    const plugin = await spawn({
+      name: "grpc",
+      dir: dir.path,
+      exe: runtime,
+      args: ["run", "-A", grpcPlugin],
+      service: EchoService,
+      env: { TEST_EXIT_AFTER_MS: "300" },
+      logger,
+    });
+    try {
+      assert.equal((await plugin.client.echo({ message: "hi" })).message, "grpc hi");
+      assert.deepEqual(await plugin.exited, { code: 0, signal: null });
+      assert.ok(plugin.signal.aborted);
+      // The host goes on: a new plugin still works.
+      await using again = await spawn({
+        name: "echo",
+        dir: dir.path,
+        exe: runtime,
+        args: ["run", "-A", testPlugin],
+        service: EchoService,
+        logger,
+      });
+      assert.equal((await again.client.echo({ message: "still here" })).message, "still here");
+    } finally {
+      await plugin.stop();
+    }
+  });
+});
