@@ -50,6 +50,7 @@ import {
   processArgs,
   processEnv,
   serveHttp,
+  serverSendsTrailers,
   writeStderr,
   writeStdout,
 } from "./internal/runtime/deno.ts";
@@ -244,16 +245,13 @@ export async function serve<
     logger,
     readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
     shutdownSignal: cancelCalls.signal,
-    trailers: false,
+    trailers: serverSendsTrailers,
   });
   const server = await serveHttp({
     hostname: address.hostname,
     port: address.port,
     handler,
-    onError: (error) => {
-      logger.error("request failed", error);
-      return new Response("internal error\n", { status: 500 });
-    },
+    onError: (error) => logger.error("request failed", error),
   });
 
   const defaultGrace = options.shutdownGraceMs ?? DEFAULT_GRACE_MS;

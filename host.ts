@@ -31,9 +31,7 @@ import { type NotReady, waitUntilReady } from "./internal/readiness.ts";
 import {
   allocatePort as allocateRuntimePort,
   type Child,
-  createPluginTransport,
   makeDirectory,
-  type PluginTransport,
   processCommandLine,
   processEnv,
   type ProcessExit,
@@ -44,12 +42,18 @@ import {
   signalPid,
   spawnChild,
   stderrIsTerminal,
-  type WireProtocol,
   writeStderr,
   writeTextFile,
 } from "./internal/runtime/deno.ts";
 
-export type { ProcessExit, WireProtocol } from "./internal/runtime/deno.ts";
+import {
+  createPluginTransport,
+  type PluginTransport,
+  type WireProtocol,
+} from "./internal/transport.ts";
+
+export type { ProcessExit } from "./internal/runtime/deno.ts";
+export type { WireProtocol } from "./internal/transport.ts";
 
 /**
  * A TCP port on 127.0.0.1 that was free when this returned.
@@ -299,7 +303,7 @@ export async function spawn<
 
   const endpoint = bindUrl("127.0.0.1", allocatePort());
   const levelName = logLevelName(logger.level);
-  const child = spawnChild({
+  const child = await spawnChild({
     exe: options.exe,
     args: options.args ?? [],
     cwd: options.dir,

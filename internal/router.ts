@@ -14,9 +14,11 @@ import {
   type Interceptor,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import {
-  type UniversalHandler,
-  universalServerResponseToFetch,
+import type {
+  UniversalHandler,
+  UniversalHandlerFn,
+  UniversalServerRequest,
+  UniversalServerResponse,
 } from "@connectrpc/connect/protocol";
 import {
   Health,
@@ -48,14 +50,8 @@ export interface PluginHandlerOptions {
   trailers: boolean;
 }
 
-/** A handler for the runtime's HTTP server. */
-export type PluginHandler = (
-  request: Request,
-  signal: AbortSignal,
-) => Promise<Response>;
-
 /** Builds the handler that serves a plugin's services, health and reflection. */
-export function createPluginHandler(options: PluginHandlerOptions): PluginHandler {
+export function createPluginHandler(options: PluginHandlerOptions): UniversalHandlerFn {
   const descriptors = options.services.map(([desc]) => desc);
   const router = createConnectRouter({
     grpc: options.trailers,
@@ -75,61 +71,109 @@ export function createPluginHandler(options: PluginHandlerOptions): PluginHandle
   );
   const extra = new Map(Object.entries(options.handlers ?? {}));
 
-  return async (request, signal) => {
+  return async (request) => {
     const path = new URL(request.url).pathname;
     const rpc = routes.get(path);
     if (rpc) {
-      if (!options.trailers && isGrpc(request)) return grpcUnsupported();
-      const response = await rpc({
-        httpVersion: "",
-        method: request.method,
-        url: request.url,
-        header: request.headers,
-        body: bytesOf(request.body),
-        signal,
-      });
-      return universalServerResponseToFetch(response);
+      if (!options.trailers && isGrpc(request.header)) return grpcUnsupported();
+      return await rpc(request);
     }
     const handler = extra.get(path);
-    if (handler) return await handler(request);
-    if (isGrpc(request)) {
+    if (handler) return await callFetchHandler(handler, request);
+    if (isGrpc(request.header)) {
       return trailersOnly(Code.Unimplemented, `no method at ${path}`);
     }
-    return new Response("not found\n", { status: 404 });
+    return {
+      status: 404,
+      header: new Headers({ "content-type": "text/plain" }),
+      body: once("not found\n"),
+    };
   };
 }
 
-function isGrpc(request: Request): boolean {
-  const type = request.headers.get("content-type") ?? "";
-  return /^application\/grpc(\+|;|$)/i.test(type);
+function isGrpc(header: Headers): boolean {
+  return /^application\/grpc(\+|;|$)/i.test(header.get("content-type") ?? "");
+}
+
+/** Runs a fetch-style handler on a universal request. */
+async function callFetchHandler(
+  handler: ExtraHandler,
+  request: UniversalServerRequest,
+): Promise<UniversalServerResponse> {
+  const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  const body = hasBody && isAsyncIterable(request.body) ? iterableToStream(request.body) : null;
+  const response = await handler(
+    new Request(request.url, {
+      method: request.method,
+      headers: request.header,
+      body,
+      signal: request.signal,
+      // Required for a streaming body by the fetch spec (and Node's undici).
+      ...(body ? { duplex: "half" } : {}),
+    } as RequestInit),
+  );
+  return {
+    status: response.status,
+    header: response.headers,
+    body: response.body ? streamToIterable(response.body) : undefined,
+  };
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<Uint8Array> {
+  return typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+}
+
+function iterableToStream(iterable: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
+  const iterator = iterable[Symbol.asyncIterator]();
+  return new ReadableStream({
+    async pull(controller) {
+      const { done, value } = await iterator.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    async cancel() {
+      await iterator.return?.();
+    },
+  });
+}
+
+async function* streamToIterable(stream: ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+async function* once(text: string): AsyncIterable<Uint8Array> {
+  yield new TextEncoder().encode(text);
 }
 
 /**
  * Deno.serve cannot send HTTP trailers, which every gRPC response needs, but a
  * trailers-only response (status in the headers) still reaches a gRPC client.
  */
-function grpcUnsupported(): Response {
+function grpcUnsupported(): UniversalServerResponse {
   return trailersOnly(
     Code.Unimplemented,
     "this plugin speaks Connect and gRPC-Web, not gRPC: its Deno listener cannot send HTTP trailers",
   );
 }
 
-function trailersOnly(code: Code, message: string): Response {
-  return new Response(null, {
+function trailersOnly(code: Code, message: string): UniversalServerResponse {
+  return {
     status: 200,
-    headers: {
+    header: new Headers({
       "content-type": "application/grpc",
       "grpc-status": String(code),
       "grpc-message": encodeURIComponent(message),
-    },
-  });
-}
-
-async function* bytesOf(
-  body: ReadableStream<Uint8Array> | null,
-): AsyncIterable<Uint8Array> {
-  if (body) yield* body;
+    }),
+  };
 }
 
 /**

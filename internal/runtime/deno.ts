@@ -4,9 +4,13 @@
  *
  * @module
  */
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import {
+  createFetchClient,
+  type UniversalClientFn,
+  type UniversalHandlerFn,
+  universalServerResponseToFetch,
+} from "@connectrpc/connect/protocol";
+import { createNodeHttpClient, Http2SessionManager } from "@connectrpc/connect-node";
 
 /** The runtime this build of the library runs on. */
 export const runtimeName: "deno" | "node" = "deno";
@@ -89,11 +93,11 @@ export function everyUnref(ms: number, callback: () => void): () => void {
   return () => clearInterval(id);
 }
 
-/** A fetch-style handler; `signal` aborts when the call is over or the client left. */
-export type HttpHandler = (
-  request: Request,
-  signal: AbortSignal,
-) => Response | Promise<Response>;
+/**
+ * Whether this runtime's HTTP server can send HTTP trailers, which gRPC needs.
+ * `Deno.serve` cannot.
+ */
+export const serverSendsTrailers: boolean = false;
 
 /** What {@linkcode serveHttp} needs. */
 export interface ServeHttpOptions {
@@ -102,9 +106,9 @@ export interface ServeHttpOptions {
   /** TCP port; 0 lets the system choose. */
   port: number;
   /** Answers every request. */
-  handler: HttpHandler;
-  /** Turns a handler's throw into a response (it must not throw). */
-  onError: (error: unknown) => Response;
+  handler: UniversalHandlerFn;
+  /** Called when answering a request failed; the client gets a 500. */
+  onError: (error: unknown) => void;
 }
 
 /** A listening HTTP server. */
@@ -133,14 +137,25 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
       port: options.port,
       // Deno.serve prints "Listening on …" to stdout unless told otherwise.
       onListen: () => {},
-      onError: options.onError,
-    }, (request, info) => {
+      onError: (error) => {
+        options.onError(error);
+        return new Response("internal error\n", { status: 500 });
+      },
+    }, async (request, info) => {
       const call = new AbortController();
       info.completed.then(
         () => call.abort(),
         (error) => call.abort(error),
       );
-      return options.handler(request, call.signal);
+      const response = await options.handler({
+        httpVersion: "",
+        method: request.method,
+        url: request.url,
+        header: request.headers,
+        body: bytesOf(request.body),
+        signal: call.signal,
+      });
+      return universalServerResponseToFetch(response);
     });
   } catch (error) {
     const where = `${options.hostname}:${options.port}`;
@@ -152,6 +167,12 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
     shutdown: () => server.shutdown(),
     finished: server.finished,
   });
+}
+
+async function* bytesOf(
+  body: ReadableStream<Uint8Array> | null,
+): AsyncIterable<Uint8Array> {
+  if (body) yield* body;
 }
 
 /** Turns Deno's permission error into one that names the missing flag. */
@@ -217,7 +238,7 @@ export interface SpawnChildOptions {
  * Starts a process in a new process group (and session), stdin closed and
  * stdout/stderr piped, so that signalling the group reaches its children too.
  */
-export function spawnChild(options: SpawnChildOptions): Child {
+export function spawnChild(options: SpawnChildOptions): Promise<Child> {
   let process: Deno.ChildProcess;
   try {
     process = new Deno.Command(options.exe, {
@@ -232,11 +253,13 @@ export function spawnChild(options: SpawnChildOptions): Child {
     }).spawn();
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      throw new Error(`cannot run ${options.exe}: no such file or directory`, { cause: error });
+      return Promise.reject(
+        new Error(`cannot run ${options.exe}: no such file or directory`, { cause: error }),
+      );
     }
-    throw explainPermission(error, "--allow-run", `run ${options.exe}`);
+    return Promise.reject(explainPermission(error, "--allow-run", `run ${options.exe}`));
   }
-  return {
+  return Promise.resolve({
     pid: process.pid,
     stdout: process.stdout,
     stderr: process.stderr,
@@ -244,7 +267,7 @@ export function spawnChild(options: SpawnChildOptions): Child {
       code: s.signal === null ? s.code : null,
       signal: s.signal,
     })),
-  };
+  });
 }
 
 /** Sends `signal` to every process in group `pgid`; false if there was none left. */
@@ -328,80 +351,36 @@ export function stdoutIsTerminal(): boolean {
   return Deno.stdout.isTerminal();
 }
 
-/** The wire protocol a host uses to call a plugin. */
-export type WireProtocol = "connect" | "grpc" | "grpc-web";
-
-/** A transport to one plugin and the means to close its connections. */
-export interface PluginTransport {
-  /** The Connect transport clients are made on. */
-  readonly transport: Transport;
-  /** Drops every connection at once (no GOAWAY dance). Idempotent. */
+/** An HTTP client for one plugin, and the means to drop its connections. */
+export interface PluginHttpClient {
+  /** Sends requests; connect's protocol transports are built on it. */
+  readonly client: UniversalClientFn;
+  /** Drops every connection at once (no GOAWAY dance). */
   close(): void;
 }
 
 /**
- * A transport to `baseUrl` over h2c. Connect and gRPC-Web go through Deno's fetch
- * (which exposes no trailers); gRPC goes through node:http2 via connect-node.
- *
- * `onResponse` sees every HTTP response's status and content type (protocol
- * detection uses it).
+ * An h2c client for `baseUrl`. Deno's fetch serves Connect and gRPC-Web but exposes
+ * no trailers, so gRPC goes through node:http2 (connect-node's client).
  */
-export function createPluginTransport(
-  baseUrl: URL,
-  protocol: WireProtocol,
-  onResponse?: (status: number, contentType: string) => void,
-): PluginTransport {
-  if (protocol === "grpc") {
+export function openHttpClient(baseUrl: URL, forGrpc: boolean): PluginHttpClient {
+  if (forGrpc) {
     const sessions = new Http2SessionManager(baseUrl);
-    let closed = false;
     return {
-      transport: createGrpcTransport({ baseUrl: baseUrl.href, sessionManager: sessions }),
-      close() {
-        if (closed) return;
-        closed = true;
-        // Deno's node:http2 client can take the whole process down when a server
-        // sends GOAWAY on an open session (DESIGN.md): abort ours first.
-        sessions.abort();
-      },
+      client: createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessions }),
+      // Deno's node:http2 client can take the whole process down when a server sends
+      // GOAWAY on an open session (DESIGN.md): the host aborts ours first.
+      close: () => sessions.abort(),
     };
   }
-  let client: Deno.HttpClient;
+  let http: Deno.HttpClient;
   try {
-    client = Deno.createHttpClient({ http1: false, http2: true });
+    http = Deno.createHttpClient({ http1: false, http2: true });
   } catch (error) {
     throw explainPermission(error, "--allow-net", `connect to ${baseUrl.host}`);
   }
-  let closed = false;
-  const fetchH2c: typeof fetch = async (input, init) => {
-    if (closed) throw new ConnectError(`${baseUrl.host} is closed`, Code.Unavailable);
-    let response: Response;
-    try {
-      response = await fetch(input, { ...init, client });
-    } catch (error) {
-      // Refused, reset or closed: the plugin is not there to answer.
-      if (error instanceof TypeError) {
-        throw new ConnectError(
-          `${baseUrl.host}: ${error.message}`,
-          Code.Unavailable,
-          undefined,
-          undefined,
-          error,
-        );
-      }
-      throw error;
-    }
-    onResponse?.(response.status, response.headers.get("content-type") ?? "");
-    return response;
-  };
-  const options = { baseUrl: baseUrl.href, fetch: fetchH2c, useBinaryFormat: true };
   return {
-    transport: protocol === "connect"
-      ? createConnectTransport(options)
-      : createGrpcWebTransport(options),
-    close() {
-      if (closed) return;
-      closed = true;
-      client.close();
-    },
+    client: createFetchClient((input, init) => fetch(input, { ...init, client: http })),
+    close: () => http.close(),
   };
 }

@@ -1,0 +1,81 @@
+/**
+ * Connect transports to a plugin, built from connect-es's protocol implementations on
+ * the runtime's HTTP client, so that the host can see every response (to tell a pure
+ * gRPC server) and fail calls fast once the plugin is gone.
+ *
+ * @module
+ */
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import type { CommonTransportOptions, UniversalClientFn } from "@connectrpc/connect/protocol";
+import { createTransport as createConnect } from "@connectrpc/connect/protocol-connect";
+import { createTransport as createGrpc } from "@connectrpc/connect/protocol-grpc";
+import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-grpc-web";
+import { openHttpClient } from "./runtime/deno.ts";
+
+/** The wire protocol a host uses to call a plugin. */
+export type WireProtocol = "connect" | "grpc" | "grpc-web";
+
+/** A transport to one plugin and the means to close its connections. */
+export interface PluginTransport {
+  /** The Connect transport clients are made on. */
+  readonly transport: Transport;
+  /** Drops every connection at once; later calls fail UNAVAILABLE. Idempotent. */
+  close(): void;
+}
+
+/** Largest response message a host accepts, as gRPC's default. */
+const READ_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A transport to `baseUrl` speaking `protocol` over h2c. `onResponse` sees the status
+ * and content type of every HTTP response.
+ */
+export function createPluginTransport(
+  baseUrl: URL,
+  protocol: WireProtocol,
+  onResponse?: (status: number, contentType: string) => void,
+): PluginTransport {
+  const http = openHttpClient(baseUrl, protocol === "grpc");
+  let closed = false;
+  const unavailable = (detail: string, cause?: unknown) =>
+    new ConnectError(
+      `plugin at ${baseUrl.host}: ${detail}`,
+      Code.Unavailable,
+      undefined,
+      undefined,
+      cause,
+    );
+  const httpClient: UniversalClientFn = async (request) => {
+    if (closed) throw unavailable("its connection is closed");
+    let response;
+    try {
+      response = await http.client(request);
+    } catch (error) {
+      if (error instanceof ConnectError || request.signal?.aborted) throw error;
+      // Refused, reset or closed under us: the plugin is not there to answer.
+      throw unavailable(error instanceof Error ? error.message : String(error), error);
+    }
+    onResponse?.(response.status, response.header.get("content-type") ?? "");
+    return response;
+  };
+  const options: CommonTransportOptions = {
+    httpClient,
+    baseUrl: baseUrl.href,
+    useBinaryFormat: true,
+    interceptors: [],
+    acceptCompression: [],
+    sendCompression: null,
+    compressMinBytes: 1024,
+    readMaxBytes: READ_MAX_BYTES,
+    writeMaxBytes: 0xffffffff,
+  };
+  const create = { connect: createConnect, grpc: createGrpc, "grpc-web": createGrpcWeb }[protocol];
+  return {
+    transport: create(options),
+    close() {
+      if (closed) return;
+      closed = true;
+      http.close();
+    },
+  };
+}
