@@ -427,6 +427,8 @@ export async function start<
   const X extends readonly DescService[] = [],
   C extends ConfigSpec = Record<never, never>,
 >(options: StartOptions<S, X, C>): Promise<never> {
+  // First thing: a host that dies while we start up must still be noticed.
+  const initialParent = parentPid();
   for (const key of Object.keys(options.config ?? {})) {
     if (key in builtinConfig) {
       throw new TypeError(`config key "${key}" is built in; choose another name`);
@@ -463,7 +465,7 @@ export async function start<
   }
   const logger = stderrLogger(parseLogLevel(logLevel)).scope(options.name);
   const lifetime = new AbortController();
-  const fail = (what: string, error: unknown): never => {
+  const fail = (what: string, error: unknown): Promise<never> => {
     logger.error(what, error);
     return exitProcess(1);
   };
@@ -500,17 +502,16 @@ export async function start<
   const stop = async (reason: string) => {
     if (lifetime.signal.aborted) {
       logger.warn(`${reason} while stopping: exiting now`);
-      exitProcess(1);
+      await exitProcess(1);
     }
     logger.debug(`stopping: ${reason}`);
     lifetime.abort(new Error(reason));
     await server.shutdown();
-    exitProcess(0);
+    await exitProcess(0);
   };
   onTerminationSignal((signal) => stop(`received ${signal}`));
   // As Go's guest does: notice within a second that the host is gone. A changed ppid
   // is the tell; probing the old pid could be fooled by pid reuse.
-  const initialParent = parentPid();
   everyUnref(1_000, () => {
     if (parentPid() !== initialParent) stop("parent process is gone");
   });

@@ -66,11 +66,11 @@ export type { WireProtocol } from "./internal/transport.ts";
  * @example
  * ```ts
  * import { allocatePort } from "@ftl-ts/plugin/host";
- * const port = allocatePort();
+ * const port = await allocatePort();
  * console.assert(port > 0 && port < 65536);
  * ```
  */
-export function allocatePort(): number {
+export function allocatePort(): Promise<number> {
   return allocateRuntimePort();
 }
 
@@ -254,7 +254,7 @@ function describeExit(exit: ProcessExit): string {
 
 const DEFAULT_START_TIMEOUT_MS = 30_000;
 const DEFAULT_STOP_GRACE_MS = 5_000;
-/** How long output may keep flowing after the process exits (a grandchild can hold the pipe). */
+/** How long output may pause, once the process has exited, before reading stops. */
 const DRAIN_AFTER_EXIT_MS = 1_000;
 
 /**
@@ -301,7 +301,7 @@ export async function spawn<
   if (workingDir) await makeDirectory(workingDir, 0o700);
   if (pidFile) await killStalePlugin(pidFile, options, pluginLogger);
 
-  const endpoint = bindUrl("127.0.0.1", allocatePort());
+  const endpoint = bindUrl("127.0.0.1", await allocatePort());
   const levelName = logLevelName(logger.level);
   const child = await spawnChild({
     exe: options.exe,
@@ -319,17 +319,19 @@ export async function spawn<
 
   const recent = new RecentLines(20);
   const stopReading = new AbortController();
+  let lastOutputAt = performance.now();
+  const onChunk = () => (lastOutputAt = performance.now());
   const mirrored = Promise.all([
     streamLogLines(child.stderr, (line) => {
       recent.push(line);
       const entry = decodeLogEntry(line);
       if (!entry) return pluginLogger.log(17, line);
       pluginLogger.forward(entry.level === 0 ? { ...entry, level: defaultLevel } : entry);
-    }, { signal: stopReading.signal }),
+    }, { signal: stopReading.signal, onChunk }),
     streamLogLines(child.stdout, (line) => {
       recent.push(line);
       pluginLogger.log(defaultLevel, line);
-    }, { signal: stopReading.signal }),
+    }, { signal: stopReading.signal, onChunk }),
   ]).catch((error) =>
     pluginLogger.warn("reading the plugin's output failed", { error: errorText(error) })
   );
@@ -339,9 +341,13 @@ export async function spawn<
   const exited = child.exited.then(async (exit) => {
     for (const t of transports) t.close();
     lifetime.abort(new PluginExitError(name, exit));
-    const timer = setTimeout(() => stopReading.abort(), DRAIN_AFTER_EXIT_MS);
+    // Read on while output flows; stop once it has been quiet for a while (a
+    // grandchild may hold the pipes open forever).
+    const timer = setInterval(() => {
+      if (performance.now() - lastOutputAt > DRAIN_AFTER_EXIT_MS) stopReading.abort();
+    }, 100);
     await mirrored;
-    clearTimeout(timer);
+    clearInterval(timer);
     if (pidFile) await forgetPid(pidFile, child.pid);
     return exit;
   });

@@ -21,6 +21,8 @@ export interface StreamLogLinesOptions {
   maxLineBytes?: number;
   /** Aborting stops reading (the stream is cancelled) after delivering what was read. */
   signal?: AbortSignal;
+  /** Called for every chunk read, before its lines are delivered. */
+  onChunk?: () => void;
 }
 
 /**
@@ -76,6 +78,7 @@ export async function streamLogLines(
   for (;;) {
     const { done, value: chunk } = await Promise.race([reader.read(), aborted]);
     if (done) break;
+    options.onChunk?.();
     let start = 0;
     for (;;) {
       const newline = chunk.indexOf(10, start);
@@ -84,8 +87,9 @@ export async function streamLogLines(
       emit();
       start = newline + 1;
     }
-    // The chunk's buffer may be reused by the reader: copy what we hold on to.
-    if (start < chunk.length) keep(chunk.slice(start));
+    // The chunk's memory may be reused by the reader: copy what we hold on to (with
+    // the Uint8Array constructor, since a Node Buffer's slice() does not copy).
+    if (start < chunk.length) keep(new Uint8Array(chunk.subarray(start)));
   }
   if (options.signal?.aborted) await reader.cancel().catch(() => {});
   reader.releaseLock();

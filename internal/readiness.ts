@@ -58,7 +58,7 @@ export async function waitUntilReady(
       if (remaining <= 0) return { kind: "timeout", lastError };
       const attemptSignal = AbortSignal.any([
         stop.signal,
-        AbortSignal.timeout(Math.min(remaining, PING_TIMEOUT_MS)),
+        AbortSignal.timeout(Math.ceil(Math.min(remaining, PING_TIMEOUT_MS))),
       ]);
       try {
         const notReady = await options.ping(attemptSignal);

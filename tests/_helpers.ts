@@ -8,8 +8,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { decodeLogEntry, type LogEntry, Logger, LogLevel } from "../internal/log.ts";
 
 /** What a finished child process left behind. */
@@ -32,11 +34,26 @@ export function runToEnd(child: ChildProcess): Promise<Finished> {
   });
 }
 
+/** Whether the suite runs under Deno (else Node, on the compiled npm build). */
+export const onDeno: boolean = "Deno" in globalThis;
+
+/**
+ * The command that runs a script of this repository: `deno run -A x.ts` under Deno,
+ * `node x.js` (its compiled twin) under Node.
+ */
+export function scriptCommand(url: URL): { exe: string; args: string[] } {
+  const path = fileURLToPath(url);
+  return onDeno
+    ? { exe: process.execPath, args: ["run", "-A", path] }
+    : { exe: process.execPath, args: [path.replace(/\.ts$/, ".js")] };
+}
+
 /** Runs `buf` (connect-go's client, from npm) with `args`. */
 export function spawnBuf(...args: string[]): ChildProcess {
-  return spawn(process.execPath, ["run", "-A", "npm:@bufbuild/buf@1.75.0", ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const command = onDeno
+    ? ["run", "-A", "npm:@bufbuild/buf@1.75.0", ...args]
+    : [createRequire(import.meta.url).resolve("@bufbuild/buf/bin/buf"), ...args];
+  return spawn(process.execPath, command, { stdio: ["ignore", "pipe", "pipe"] });
 }
 
 /** Collects every item of an async iterable, mapped. */

@@ -1,27 +1,25 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { decodeLogEntry, type LogEntry } from "../internal/log.ts";
-import { isGone, runToEnd, waitUntil } from "./_helpers.ts";
+import { isGone, runToEnd, scriptCommand, tempDir, waitUntil } from "./_helpers.ts";
 
-const echoPlugin = fileURLToPath(new URL("../examples/echo/plugin.ts", import.meta.url));
-const failingPlugin = fileURLToPath(
-  new URL("./fixtures/failing_plugin.ts", import.meta.url),
-);
+const echoPlugin = new URL("../examples/echo/plugin.ts", import.meta.url);
+const failingPlugin = new URL("./fixtures/failing_plugin.ts", import.meta.url);
 
 function spawnPlugin(
-  script: string,
+  script: URL,
   env: Record<string, string | undefined>,
   args: string[] = [],
 ): ChildProcess {
-  return spawn(process.execPath, ["run", "-A", script, ...args], {
+  const command = scriptCommand(script);
+  return spawn(command.exe, [...command.args, ...args], {
     env: { ...process.env, FTL_BIND: undefined, LOG_LEVEL: undefined, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -87,16 +85,18 @@ describe("start() in a real process", () => {
   it("exits within 2 s once its parent process is gone", async () => {
     // bash is the guest's parent (`; true` keeps bash from exec'ing it); killing bash
     // orphans the guest.
+    using dir = tempDir();
+    // A script file with the runtime in env: Deno's node:child_process rewrites
+    // `bash -c` command lines and argv that start a runtime.
+    const wrapper = `${dir.path}/parent.sh`;
+    writeFileSync(wrapper, `"$RUNTIME" "$@"; true\n`);
     const parent = spawn(
       "bash",
-      // Paths go in env, not argv: Deno's node:child_process rewrites argv that
-      // mentions its own executable.
-      ["-c", `"$RUNTIME" run -A "$PLUGIN"; true`],
+      [wrapper, ...scriptCommand(echoPlugin).args],
       {
         env: {
           ...process.env,
           RUNTIME: process.execPath,
-          PLUGIN: echoPlugin,
           FTL_BIND: "http://127.0.0.1:0",
           LOG_LEVEL: "debug",
         },
@@ -104,10 +104,13 @@ describe("start() in a real process", () => {
       },
     );
     const parentClosed = new Promise((resolve) => parent.once("close", resolve));
+    const started = Date.now();
+    const lines: string[] = [];
     let guestPid = 0;
     try {
       await new Promise<void>((resolve) => {
         createInterface({ input: parent.stderr! }).on("line", (line) => {
+          lines.push(`${Date.now() - started} ms: ${line}`);
           if (decodeLogEntry(line)?.message.startsWith("serving on ")) resolve();
         });
       });
@@ -116,7 +119,11 @@ describe("start() in a real process", () => {
       );
       assert.ok(guestPid > 0);
       process.kill(parent.pid!, "SIGKILL");
-      assert.ok(await waitUntil(() => isGone(guestPid), 2_000), "guest still running");
+      lines.push(`${Date.now() - started} ms: killed the parent`);
+      const gone = await waitUntil(() => isGone(guestPid), 2_000);
+      const status = gone ? "" : readFileSync(`/proc/${guestPid}/status`, "utf8").split("\n")
+        .filter((l) => /^(State|PPid|Name)/.test(l)).join(", ");
+      assert.ok(gone, `guest still running (${status}):\n${lines.join("\n")}`);
     } finally {
       if (!isGone(parent.pid!)) process.kill(parent.pid!, "SIGKILL");
       if (guestPid && !isGone(guestPid)) process.kill(guestPid, "SIGKILL");

@@ -6,7 +6,7 @@ import { serve } from "../guest.ts";
 import type { PluginImpl } from "../guest.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
-import { echoImplementation } from "../examples/echo/plugin.ts";
+import { echoImplementation } from "../examples/echo/echo.ts";
 
 const echo = echoImplementation("");
 

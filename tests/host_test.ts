@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { spawn as spawnProcess } from "node:child_process";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import {
   type Plugin,
@@ -16,10 +15,17 @@ import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { LogLevel } from "../internal/log.ts";
 import { TRUNCATION_MARKER } from "../internal/log_lines.ts";
-import { groupMembers, isGone, memoryLogger, tempDir, waitUntil } from "./_helpers.ts";
+import {
+  groupMembers,
+  isGone,
+  memoryLogger,
+  scriptCommand,
+  tempDir,
+  waitUntil,
+} from "./_helpers.ts";
 
-const testPlugin = fileURLToPath(new URL("./fixtures/test_plugin.ts", import.meta.url));
-const grpcPlugin = fileURLToPath(new URL("./fixtures/grpc_plugin.ts", import.meta.url));
+const testPlugin = scriptCommand(new URL("./fixtures/test_plugin.ts", import.meta.url));
+const grpcPlugin = scriptCommand(new URL("./fixtures/grpc_plugin.ts", import.meta.url));
 const runtime = process.execPath;
 
 /** Spawns the env-driven test plugin in a fresh directory, with a memory logger. */
@@ -33,8 +39,7 @@ async function withPlugin<T>(
   const plugin = await spawn({
     name: "test",
     dir: dir.path,
-    exe: runtime,
-    args: ["run", "-A", testPlugin],
+    ...testPlugin,
     service: EchoService,
     env,
     logger: log.logger,
@@ -73,8 +78,7 @@ describe("spawn()", () => {
     const plugin = await spawn({
       name: "test",
       dir: dir.path,
-      exe: runtime,
-      args: ["run", "-A", testPlugin],
+      ...testPlugin,
       service: EchoService,
       logger,
     });
@@ -175,7 +179,7 @@ describe("spawn()", () => {
   it("kills the live old plugin a stale pid file names", async () => {
     using dir = tempDir();
     const { logger, entries } = memoryLogger();
-    const old = spawnProcess(runtime, ["run", "-A", testPlugin], {
+    const old = spawnProcess(testPlugin.exe, testPlugin.args, {
       env: { ...process.env, TEST_NEVER_LISTEN: "1" },
       stdio: "ignore",
     });
@@ -186,8 +190,7 @@ describe("spawn()", () => {
       const plugin = await spawn({
         name: "test",
         dir: dir.path,
-        exe: runtime,
-        args: ["run", "-A", testPlugin],
+        ...testPlugin,
         service: EchoService,
         logger,
       });
@@ -213,8 +216,7 @@ describe("spawn()", () => {
       const plugin = await spawn({
         name: "test",
         dir: dir.path,
-        exe: runtime,
-        args: ["run", "-A", testPlugin],
+        ...testPlugin,
         service: EchoService,
         logger,
       });
@@ -263,8 +265,7 @@ describe("spawn()", () => {
     await using plugin = await spawn({
       name: "test",
       dir: dir.path,
-      exe: runtime,
-      args: ["run", "-A", testPlugin],
+      ...testPlugin,
       service: EchoService,
       extraClients: { health: Health },
       logger,
@@ -279,8 +280,7 @@ describe("spawn()", () => {
     await using plugin = await spawn({
       name: "grpc",
       dir: dir.path,
-      exe: runtime,
-      args: ["run", "-A", grpcPlugin],
+      ...grpcPlugin,
       service: EchoService,
       logger,
     });
@@ -294,8 +294,7 @@ describe("spawn()", () => {
     const plugin = await spawn({
       name: "grpc",
       dir: dir.path,
-      exe: runtime,
-      args: ["run", "-A", grpcPlugin],
+      ...grpcPlugin,
       service: EchoService,
       env: { TEST_EXIT_AFTER_MS: "300" },
       logger,
@@ -308,8 +307,7 @@ describe("spawn()", () => {
       await using again = await spawn({
         name: "echo",
         dir: dir.path,
-        exe: runtime,
-        args: ["run", "-A", testPlugin],
+        ...testPlugin,
         service: EchoService,
         logger,
       });

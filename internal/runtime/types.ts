@@ -1,0 +1,71 @@
+/**
+ * The shapes both runtime adapters (`deno.ts`, `node.ts`) implement: host and guest
+ * code depends on these, never on a runtime.
+ *
+ * @module
+ */
+import type { UniversalClientFn, UniversalHandlerFn } from "@connectrpc/connect/protocol";
+
+/** What `serveHttp` needs. */
+export interface ServeHttpOptions {
+  /** Address to listen on: TCP host and port (0 = any free port). */
+  hostname: string;
+  /** TCP port; 0 lets the system choose. */
+  port: number;
+  /** Answers every request. */
+  handler: UniversalHandlerFn;
+  /** Called when answering a request failed; the client gets a 500. */
+  onError: (error: unknown) => void;
+}
+
+/** A listening HTTP server. */
+export interface HttpServer {
+  /** The host the server listens on. */
+  readonly hostname: string;
+  /** The port the server listens on (the chosen one when 0 was asked for). */
+  readonly port: number;
+  /** Stops accepting and resolves once every in-flight request has finished. */
+  shutdown(): Promise<void>;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+}
+
+/** How a child process ended. */
+export interface ProcessExit {
+  /** The exit code, or null when a signal ended it. */
+  code: number | null;
+  /** The signal that ended it, or null when it exited. */
+  signal: string | null;
+}
+
+/** A child process started by `spawnChild`. */
+export interface Child {
+  /** Its pid, which is also its process group id. */
+  readonly pid: number;
+  /** Its stdout. */
+  readonly stdout: ReadableStream<Uint8Array>;
+  /** Its stderr. */
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** Resolves once it has exited and been reaped. */
+  readonly exited: Promise<ProcessExit>;
+}
+
+/** What `spawnChild` starts. */
+export interface SpawnChildOptions {
+  /** The executable. */
+  exe: string;
+  /** Its arguments. */
+  args: readonly string[];
+  /** Its whole environment. */
+  env: Record<string, string>;
+  /** Its working directory. */
+  cwd: string;
+}
+
+/** An HTTP client for one plugin, and the means to drop its connections. */
+export interface PluginHttpClient {
+  /** Sends requests; connect's protocol transports are built on it. */
+  readonly client: UniversalClientFn;
+  /** Drops every connection at once (no GOAWAY dance). */
+  close(): void;
+}

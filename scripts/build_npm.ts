@@ -1,0 +1,153 @@
+/**
+ * Builds the npm package in `npm/`, doing by hand what dnt would (dnt lives on JSR,
+ * which no machine here reaches):
+ *
+ * 1. stage the sources in `npm/src/`, with every import of `internal/runtime/deno.ts`
+ *    pointed at `internal/runtime/node.ts`;
+ * 2. write `npm/package.json` from deno.json (dependencies at the versions it pins);
+ * 3. `npm install`, then compile with tsc from npm (`rewriteRelativeImportExtensions`)
+ *    to ESM, `.d.ts` and source maps in `npm/`;
+ * 4. copy README.md and LICENSE.
+ *
+ * The tests, examples and fixtures are compiled too (to `npm/tests/`, …) so that
+ * `node --test` runs the same suite; `files` keeps them out of the package.
+ *
+ *     deno task build:npm
+ *
+ * @module
+ */
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const out = join(root, "npm");
+const src = join(out, "src");
+
+/** Library sources shipped in the package. */
+const library = ["mod.ts", "host.ts", "guest.ts", "internal", "gen"];
+/** Compiled for the Node test run, never shipped. */
+const testOnly = ["tests", "examples/echo/echo.ts", "examples/echo/plugin.ts"];
+/** Deno-only files: the Deno runtime adapter and a test comparing it with Node's. */
+const skip = new Set(["internal/runtime/deno.ts", "tests/runtime_seam_test.ts"]);
+
+/** The npm packages the library imports at run time. */
+const runtimeDependencies = [
+  "@bufbuild/protobuf",
+  "@connectrpc/connect",
+  "@connectrpc/connect-node",
+];
+/** What the compiled tests need besides. */
+const devDependencies: Record<string, string> = {
+  "@bufbuild/buf": "1.75.0",
+  "@types/node": "^20.19.0",
+  "typescript": "~5.9.3",
+};
+
+interface DenoConfig {
+  name: string;
+  version: string;
+  description: string;
+  license: string;
+  imports: Record<string, string>;
+}
+
+async function run(cmd: string, args: string[], cwd: string): Promise<void> {
+  const status = await new Deno.Command(cmd, { args, cwd, stdout: "inherit", stderr: "inherit" })
+    .spawn().status;
+  if (!status.success) throw new Error(`${cmd} ${args.join(" ")} failed (${status.code})`);
+}
+
+async function* walk(path: string): AsyncGenerator<string> {
+  const info = await Deno.stat(path);
+  if (info.isFile) {
+    yield path;
+    return;
+  }
+  for await (const entry of Deno.readDir(path)) yield* walk(join(path, entry.name));
+}
+
+/** Copies a .ts file into the staging tree, pointing runtime imports at node.ts. */
+async function stage(path: string): Promise<void> {
+  const rel = relative(root, path);
+  if (skip.has(rel) || !rel.endsWith(".ts")) return;
+  const text = (await Deno.readTextFile(path)).replaceAll(
+    /(["'][./]*(?:internal\/)?runtime\/)deno\.ts(["'])/g,
+    "$1node.ts$2",
+  );
+  await Deno.mkdir(dirname(join(src, rel)), { recursive: true });
+  await Deno.writeTextFile(join(src, rel), text);
+}
+
+/** `npm:@scope/name@^1.2.3` → `^1.2.3`. */
+function versionOf(config: DenoConfig, name: string): string {
+  const specifier = config.imports[name];
+  const match = specifier && /^npm:(?:@[^/]+\/)?[^@]+@(.+)$/.exec(specifier);
+  if (!match) throw new Error(`deno.json imports no npm version of ${name}`);
+  return match[1];
+}
+
+const config: DenoConfig = JSON.parse(await Deno.readTextFile(join(root, "deno.json")));
+await Deno.remove(out, { recursive: true }).catch(() => {});
+for (const entry of [...library, ...testOnly]) {
+  for await (const path of walk(join(root, entry))) await stage(path);
+}
+
+const entry = (name: string) => ({ types: `./${name}.d.ts`, default: `./${name}.js` });
+const packageJson = {
+  name: config.name,
+  version: config.version,
+  description: config.description,
+  license: config.license,
+  repository: { type: "git", url: "git+https://github.com/ftl-ts/plugin.git" },
+  type: "module",
+  sideEffects: false,
+  engines: { node: ">=20.19" },
+  exports: { ".": entry("mod"), "./host": entry("host"), "./guest": entry("guest") },
+  files: [
+    "mod.*",
+    "host.*",
+    "guest.*",
+    "internal/",
+    "gen/",
+    "!**/*.tsbuildinfo",
+    "README.md",
+    "LICENSE",
+  ],
+  dependencies: Object.fromEntries(runtimeDependencies.map((n) => [n, versionOf(config, n)])),
+  devDependencies: {
+    ...devDependencies,
+    "@connectrpc/connect-web": versionOf(config, "@connectrpc/connect-web"),
+    "@grpc/grpc-js": versionOf(config, "@grpc/grpc-js"),
+  },
+};
+await Deno.writeTextFile(join(out, "package.json"), JSON.stringify(packageJson, null, 2) + "\n");
+
+const tsconfig = {
+  compilerOptions: {
+    target: "es2022",
+    module: "nodenext",
+    moduleResolution: "nodenext",
+    lib: ["es2023", "esnext.disposable"],
+    types: ["node"],
+    rootDir: "src",
+    outDir: ".",
+    declaration: true,
+    sourceMap: true,
+    strict: true,
+    skipLibCheck: true,
+    allowImportingTsExtensions: true,
+    rewriteRelativeImportExtensions: true,
+    verbatimModuleSyntax: false,
+    isolatedModules: true,
+  },
+  include: ["src"],
+  // Set explicitly: the default would exclude outDir, which holds src/.
+  exclude: ["node_modules"],
+};
+await Deno.writeTextFile(join(out, "tsconfig.json"), JSON.stringify(tsconfig, null, 2) + "\n");
+await Deno.copyFile(join(root, "README.md"), join(out, "README.md"));
+await Deno.copyFile(join(root, "LICENSE"), join(out, "LICENSE"));
+
+await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], out);
+await run("node", [join(out, "node_modules/typescript/bin/tsc"), "-p", out], out);
+console.log(`built ${config.name}@${config.version} in ${relative(root, out)}/`);

@@ -1,0 +1,136 @@
+/**
+ * Checks the npm build in `npm/` (run `deno task build:npm` first), as a Node user
+ * would meet it:
+ *
+ * 1. the compiled test suite under `node --test` on Node 20 (installed), 22 and 24
+ *    (npm's `node` package);
+ * 2. `npm pack`, then `publint` and `@arethetypeswrong/cli` on the tarball;
+ * 3. a consumer project: the tarball installed into a fresh directory, where a plain
+ *    `.mjs` host spawns a plain `.mjs` guest and calls it over gRPC and Connect.
+ *
+ *     deno task test:npm
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const npmDir = join(root, "npm");
+const nodeVersions = ["20", "22", "24"];
+
+const consumerGuest = `// A plugin in plain JavaScript, from the installed package.
+import { start } from "@ftl-ts/plugin/guest";
+import { EchoService } from "./gen/echo/v1/echo_pb.js";
+
+await start({
+  name: "echo",
+  service: EchoService,
+  create: () => ({
+    ping: () => ({}),
+    echo: (request) => ({ message: "hello from " + request.message }),
+    async *count() {},
+    fail: () => ({}),
+  }),
+});
+`;
+
+const consumerHost = `// A host in plain JavaScript, from the installed package.
+import process from "node:process";
+import { spawn } from "@ftl-ts/plugin/host";
+import { EchoService } from "./gen/echo/v1/echo_pb.js";
+
+for (const protocol of ["grpc", "connect"]) {
+  const plugin = await spawn({
+    name: "echo",
+    dir: process.cwd(),
+    exe: process.execPath,
+    args: ["guest.mjs"],
+    service: EchoService,
+    protocol,
+  });
+  try {
+    const { message } = await plugin.client.echo({ message: protocol });
+    console.log(protocol + ": " + message);
+  } finally {
+    await plugin.stop();
+  }
+}
+`;
+
+async function run(
+  cmd: string,
+  args: string[],
+  options: { cwd?: string; capture?: boolean } = {},
+): Promise<string> {
+  const output = await new Deno.Command(cmd, {
+    args,
+    cwd: options.cwd ?? npmDir,
+    stdout: options.capture ? "piped" : "inherit",
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error(`${cmd} ${args.join(" ")} failed (${output.code})`);
+  return options.capture ? new TextDecoder().decode(output.stdout) : "";
+}
+
+/** `node` itself for the installed major version, else npm's `node` package via npx. */
+async function nodeCommand(major: string): Promise<[string, string[]]> {
+  const installed = (await run("node", ["--version"], { capture: true })).trim();
+  return installed.startsWith(`v${major}.`)
+    ? ["node", []]
+    : ["npx", ["-y", "-p", `node@${major}`, "node"]];
+}
+
+// 1. The suite on every supported Node (file by file: Node 20 takes no globs).
+const testFiles: string[] = [];
+for await (const entry of Deno.readDir(join(npmDir, "tests"))) {
+  if (entry.name.endsWith("_test.js")) testFiles.push(`tests/${entry.name}`);
+}
+testFiles.sort();
+for (const major of nodeVersions) {
+  const [cmd, prefix] = await nodeCommand(major);
+  console.log(`\n# node ${major}: node --test (${testFiles.length} files)`);
+  await run(cmd, [...prefix, "--test", "--test-reporter=dot", ...testFiles]);
+}
+
+// 2. The tarball, as npm would publish it.
+const packDir = await Deno.makeTempDir({ prefix: "ftl-plugin-pack-" });
+try {
+  const tarball = join(
+    packDir,
+    (await run("npm", ["pack", "--pack-destination", packDir, "--silent"], {
+      capture: true,
+    })).trim().split("\n").pop()!,
+  );
+  console.log(`\n# publint ${tarball}`);
+  await run("npx", ["-y", "publint@0.3", "run", "--strict", tarball]);
+  console.log(`\n# attw ${tarball}`);
+  await run("npx", ["-y", "@arethetypeswrong/cli@0.18", "--profile", "esm-only", tarball]);
+
+  // 3. A consumer: install the tarball, run a plain-JavaScript host and guest.
+  const project = join(packDir, "consumer");
+  await Deno.mkdir(join(project, "gen"), { recursive: true });
+  await Deno.writeTextFile(
+    join(project, "package.json"),
+    JSON.stringify({ name: "consumer", private: true, type: "module" }),
+  );
+  // The consumer's own generated code, as protoc-gen-es (target js) would give it.
+  for (const file of ["echo/v1/echo_pb.js", "xyz/block/ftl/v1/ftl_pb.js"]) {
+    await Deno.mkdir(join(project, "gen", file, ".."), { recursive: true });
+    await Deno.copyFile(join(npmDir, "gen", file), join(project, "gen", file));
+  }
+  await Deno.writeTextFile(join(project, "guest.mjs"), consumerGuest);
+  await Deno.writeTextFile(join(project, "host.mjs"), consumerHost);
+  console.log(`\n# consumer project in ${project}`);
+  await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball], {
+    cwd: project,
+  });
+  const out = await run("node", ["host.mjs"], { cwd: project, capture: true });
+  console.log(out.trimEnd());
+  for (const expected of ["grpc: hello from grpc", "connect: hello from connect"]) {
+    if (!out.includes(expected)) throw new Error(`consumer host did not print "${expected}"`);
+  }
+} finally {
+  await Deno.remove(packDir, { recursive: true });
+}
+console.log("\nnpm build checks passed");
