@@ -87,11 +87,30 @@ for await (const entry of Deno.readDir(join(npmDir, "tests"))) {
   if (entry.name.endsWith("_test.js")) testFiles.push(`tests/${entry.name}`);
 }
 testFiles.sort();
+const totals = { passed: 0, failed: 0 };
+const tapDir = await Deno.makeTempDir({ prefix: "ftl-plugin-tap-" });
 for (const major of nodeVersions) {
   const [cmd, prefix] = await nodeCommand(major);
   console.log(`\n# node ${major}: node --test (${testFiles.length} files)`);
-  await run(cmd, [...prefix, "--test", "--test-reporter=dot", ...testFiles]);
+  const tap = join(tapDir, `node${major}.tap`);
+  const reporters = [
+    "--test-reporter=dot",
+    "--test-reporter-destination=stdout",
+    "--test-reporter=tap",
+    `--test-reporter-destination=${tap}`,
+  ];
+  try {
+    await run(cmd, [...prefix, "--test", ...reporters, ...testFiles]);
+  } finally {
+    const text = await Deno.readTextFile(tap).catch(() => "");
+    const count = (what: string) =>
+      Number(new RegExp(`^# ${what} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+    totals.passed += count("pass");
+    totals.failed += count("fail");
+    console.log(`node ${major}: ${count("pass")} passed, ${count("fail")} failed`);
+  }
 }
+await Deno.remove(tapDir, { recursive: true });
 
 // 2. The tarball, as npm would publish it.
 const packDir = await Deno.makeTempDir({ prefix: "ftl-plugin-pack-" });
@@ -133,4 +152,5 @@ try {
 } finally {
   await Deno.remove(packDir, { recursive: true });
 }
-console.log("\nnpm build checks passed");
+console.log("\nnpm build checks passed: publint, attw, consumer project");
+console.log(`node: ${totals.passed} passed, ${totals.failed} failed`);
