@@ -118,6 +118,7 @@ const packageJson = {
     ...devDependencies,
     "@connectrpc/connect-web": versionOf(config, "@connectrpc/connect-web"),
     "@grpc/grpc-js": versionOf(config, "@grpc/grpc-js"),
+    "grpc-health-check": versionOf(config, "grpc-health-check"),
   },
 };
 await Deno.writeTextFile(join(out, "package.json"), JSON.stringify(packageJson, null, 2) + "\n");

@@ -66,6 +66,8 @@ async function run(
   const output = await new Deno.Command(cmd, {
     args,
     cwd: options.cwd ?? npmDir,
+    // The interop tests start Deno guests from Node.
+    env: { DENO_BIN: Deno.execPath() },
     stdout: options.capture ? "piped" : "inherit",
     stderr: "inherit",
   }).output();
@@ -83,8 +85,10 @@ async function nodeCommand(major: string): Promise<[string, string[]]> {
 
 // 1. The suite on every supported Node (file by file: Node 20 takes no globs).
 const testFiles: string[] = [];
-for await (const entry of Deno.readDir(join(npmDir, "tests"))) {
-  if (entry.name.endsWith("_test.js")) testFiles.push(`tests/${entry.name}`);
+for (const folder of ["tests", "tests/interop"]) {
+  for await (const entry of Deno.readDir(join(npmDir, folder))) {
+    if (entry.name.endsWith("_test.js")) testFiles.push(`${folder}/${entry.name}`);
+  }
 }
 testFiles.sort();
 const totals = { passed: 0, failed: 0 };

@@ -6,11 +6,12 @@
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import process from "node:process";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { decodeLogEntry, type LogEntry, Logger, LogLevel } from "../internal/log.ts";
 
@@ -116,4 +117,82 @@ export async function waitUntil(condition: () => boolean, ms: number): Promise<b
 export function tempDir(): { path: string; [Symbol.dispose](): void } {
   const path = mkdtempSync(join(tmpdir(), "ftl-plugin-test-"));
   return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** The repository's root (the test files run from tests/ on Deno, npm/tests/ on Node). */
+export const repoRoot: string = fileURLToPath(new URL(onDeno ? "../" : "../../", import.meta.url));
+
+/** The runtimes a plugin or host can run on. */
+export type Runtime = "deno" | "node";
+
+/** The deno executable: this process's on Deno, `DENO_BIN` (set by test:npm) on Node. */
+export function denoExecutable(): string {
+  const deno = onDeno ? process.execPath : process.env.DENO_BIN;
+  if (!deno) throw new Error("set DENO_BIN to the deno executable (deno task test:npm does)");
+  return deno;
+}
+
+/** The command that runs the echo example plugin on `runtime`. */
+export function echoGuestCommand(runtime: Runtime): { exe: string; args: string[] } {
+  if (runtime === "deno") {
+    return {
+      exe: denoExecutable(),
+      args: ["run", "-A", join(repoRoot, "examples/echo/plugin.ts")],
+    };
+  }
+  const compiled = join(repoRoot, "npm/examples/echo/plugin.js");
+  if (!existsSync(compiled)) throw new Error(`${compiled} is missing: run deno task build:npm`);
+  return { exe: onDeno ? "node" : process.execPath, args: [compiled] };
+}
+
+/** A guest process started by {@linkcode startGuest}. */
+export interface RunningGuest {
+  /** The process. */
+  child: ChildProcess;
+  /** Its URL, from its "serving on" log line. */
+  url: URL;
+  /** Every line it wrote to stderr so far. */
+  stderrLines: string[];
+  /** Settles once the process has exited and its stdio has closed. */
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  /** SIGKILLs it (if still running) and waits for it. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Starts a guest on a free port with LOG_LEVEL=debug and waits for its "serving on"
+ * line. FTL_BIND can be overridden in `env`.
+ */
+export async function startGuest(
+  command: { exe: string; args: string[] },
+  env: Record<string, string> = {},
+): Promise<RunningGuest> {
+  const child = spawn(command.exe, command.args, {
+    env: { ...process.env, FTL_BIND: "http://127.0.0.1:0", LOG_LEVEL: "debug", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.once("close", (code, signal) => resolve({ code, signal }))
+  );
+  const stderrLines: string[] = [];
+  const dispose = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  };
+  try {
+    const url = await new Promise<URL>((resolve, reject) => {
+      createInterface({ input: child.stderr! }).on("line", (line) => {
+        stderrLines.push(line);
+        const match = /^serving on (\S+)$/.exec(decodeLogEntry(line)?.message ?? "");
+        if (match) resolve(new URL(match[1]));
+      });
+      exited.then(({ code }) =>
+        reject(new Error(`guest exited (${code}) before serving:\n${stderrLines.join("\n")}`))
+      );
+    });
+    return { child, url, stderrLines, exited, [Symbol.asyncDispose]: dispose };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
 }

@@ -8,7 +8,15 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { decodeLogEntry, type LogEntry } from "../internal/log.ts";
-import { isGone, runToEnd, scriptCommand, tempDir, waitUntil } from "./_helpers.ts";
+import {
+  isGone,
+  type RunningGuest,
+  runToEnd,
+  scriptCommand,
+  startGuest,
+  tempDir,
+  waitUntil,
+} from "./_helpers.ts";
 
 const echoPlugin = new URL("../examples/echo/plugin.ts", import.meta.url);
 const failingPlugin = new URL("./fixtures/failing_plugin.ts", import.meta.url);
@@ -25,36 +33,8 @@ function spawnPlugin(
   });
 }
 
-/** A running plugin: its URL (from its "serving on" line) and every stderr line. */
-interface Running {
-  child: ChildProcess;
-  url: URL;
-  stderrLines: string[];
-  /** Settles once the process has exited and its stdio has closed. */
-  exited: Promise<{ code: number | null; signal: string | null }>;
-}
-
-async function startPlugin(extraEnv: Record<string, string> = {}): Promise<Running> {
-  const child = spawnPlugin(echoPlugin, {
-    FTL_BIND: "http://127.0.0.1:0",
-    LOG_LEVEL: "debug",
-    ...extraEnv,
-  });
-  const exited = new Promise<{ code: number | null; signal: string | null }>(
-    (resolve) => child.once("close", (code, signal) => resolve({ code, signal })),
-  );
-  const stderrLines: string[] = [];
-  const url = await new Promise<URL>((resolve, reject) => {
-    createInterface({ input: child.stderr! }).on("line", (line) => {
-      stderrLines.push(line);
-      const match = /^serving on (\S+)$/.exec(decodeLogEntry(line)?.message ?? "");
-      if (match) resolve(new URL(match[1]));
-    });
-    exited.then(({ code }) =>
-      reject(new Error(`plugin exited (${code}) before serving: ${stderrLines.join("\n")}`))
-    );
-  });
-  return { child, url, stderrLines, exited };
+function startPlugin(env: Record<string, string> = {}): Promise<RunningGuest> {
+  return startGuest(scriptCommand(echoPlugin), env);
 }
 
 describe("start() in a real process", () => {

@@ -5,7 +5,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { PluginImpl } from "../../guest.ts";
+import type { Logger, PluginImpl } from "../../guest.ts";
 import { CountResponseSchema, type EchoService } from "../../gen/echo/v1/echo_pb.ts";
 
 /** Waits `ms`, or rejects with the signal's reason when the call is cancelled. */
@@ -24,14 +24,29 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** The echo service, greeting with `greeting`. */
+/** The echo service, greeting with `greeting`; a cancelled slow echo is logged to `logger`. */
 export function echoImplementation(
   greeting: string,
+  logger?: Logger,
 ): PluginImpl<typeof EchoService> {
   return {
     ping: () => ({}),
     async echo(request, ctx: HandlerContext) {
-      if (request.delayMs > 0) await delay(request.delayMs, ctx.signal);
+      // Metadata round trip: the x-echo request header comes back as a response
+      // header and as a trailer.
+      const echoed = ctx.requestHeader.get("x-echo");
+      if (echoed !== null) {
+        ctx.responseHeader.set("x-echo", echoed);
+        ctx.responseTrailer.set("x-echo-trailer", echoed);
+      }
+      if (request.delayMs > 0) {
+        try {
+          await delay(request.delayMs, ctx.signal);
+        } catch (error) {
+          logger?.warn("echo cancelled", { reason: String(ctx.signal.reason) });
+          throw error;
+        }
+      }
       const message = greeting ? `${greeting} ${request.message}` : request.message;
       return { message };
     },

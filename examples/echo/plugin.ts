@@ -29,6 +29,6 @@ await start({
   },
   create: (ctx, config) => {
     ctx.logger.info("echo plugin starting", { greeting: config.greeting });
-    return echoImplementation(config.greeting);
+    return echoImplementation(config.greeting, ctx.logger);
   },
 });
