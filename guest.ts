@@ -154,7 +154,7 @@ export interface ServeOptions<
   services?: X;
   /** The object implementing `service` and every one of `services`. */
   implementation: PluginImpl<S, X>;
-  /** Where to listen: `http://host:port` (port 0 picks a free one). */
+  /** Where to listen: `http://host:port` (port 0 picks a free one) or `unix:///path.sock`. */
   bind: string | URL;
   /** Fetch-style handlers for extra paths, e.g. `{ "/metrics": () => new Response("") }`. */
   handlers?: Record<string, ExtraHandler>;
@@ -176,6 +176,11 @@ export interface ServeOptions<
   shutdownGraceMs?: number;
   /** Aborting it shuts the server down gracefully. */
   signal?: AbortSignal;
+  /**
+   * When set, every call but health checks must carry `authorization: Bearer <token>`
+   * or fails UNAUTHENTICATED. {@linkcode start} takes it from `FTL_PLUGIN_TOKEN`.
+   */
+  token?: string;
 }
 
 /**
@@ -246,10 +251,10 @@ export async function serve<
     readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
     shutdownSignal: cancelCalls.signal,
     trailers: serverSendsTrailers,
+    token: options.token,
   });
   const server = await serveHttp({
-    hostname: address.hostname,
-    port: address.port,
+    address,
     handler,
     onError: (error) => logger.error("request failed", error),
   });
@@ -263,7 +268,7 @@ export async function serve<
   options.signal?.addEventListener("abort", () => shutdown(), { once: true });
   if (options.signal?.aborted) shutdown();
   return {
-    url: bindUrl(server.hostname, server.port),
+    url: bindUrl(server.address),
     shutdown,
     finished: server.finished,
     [Symbol.asyncDispose]: () => shutdown(),
@@ -391,7 +396,7 @@ const builtinConfig = {
     env: "FTL_BIND",
     required: true,
     group: "Built-in",
-    help: "URL to serve on, e.g. http://127.0.0.1:8123.",
+    help: "URL to serve on: http://127.0.0.1:8123 or unix:///path/to.sock.",
   }),
 };
 
@@ -493,6 +498,7 @@ export async function start<
       logger,
       readMaxBytes: options.readMaxBytes,
       shutdownGraceMs: options.shutdownGraceMs,
+      token: env.FTL_PLUGIN_TOKEN || undefined,
     });
   } catch (error) {
     return fail(`cannot serve on ${bind.href}`, error);

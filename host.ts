@@ -139,6 +139,19 @@ export interface SpawnOptions<
   protocol?: Protocol;
   /** Aborting it stops the plugin (and fails a spawn still waiting for readiness). */
   signal?: AbortSignal;
+  /**
+   * `tcp`: a free 127.0.0.1 port (what FTL's Go code does). `unix`: the socket
+   * `<dir>/.ftl/<name>.sock` (mode 0600, no TCP port at all); needs `workingDir`.
+   * @default {"tcp"}
+   */
+  bind?: "tcp" | "unix";
+  /**
+   * Give the plugin a fresh random token in `FTL_PLUGIN_TOKEN` and send it as
+   * `authorization: Bearer <token>` on every call; our guests then refuse calls
+   * without it. Guests that ignore it (FTL's Go ones) still work. Never logged.
+   * @default {true}
+   */
+  auth?: boolean;
 }
 
 /**
@@ -159,7 +172,7 @@ export interface Plugin<
   readonly name: string;
   /** The plugin's pid (also its process group id). */
   readonly pid: number;
-  /** The URL it serves on (its `FTL_BIND`). */
+  /** The URL it serves on (its `FTL_BIND`): `http://127.0.0.1:<port>` or `unix:///…/.ftl/<name>.sock`. */
   readonly endpoint: URL;
   /** The wire protocol its clients use. */
   readonly protocol: WireProtocol;
@@ -301,7 +314,18 @@ export async function spawn<
   if (workingDir) await makeDirectory(workingDir, 0o700);
   if (pidFile) await killStalePlugin(pidFile, options, pluginLogger);
 
-  const endpoint = bindUrl("127.0.0.1", await allocatePort());
+  let endpoint: URL;
+  if (options.bind === "unix") {
+    if (!workingDir) {
+      throw new TypeError(
+        'spawn: bind "unix" puts the socket in <dir>/.ftl, so it needs workingDir',
+      );
+    }
+    endpoint = bindUrl({ kind: "unix", path: `${workingDir}/${name}.sock` });
+  } else {
+    endpoint = bindUrl({ kind: "tcp", hostname: "127.0.0.1", port: await allocatePort() });
+  }
+  const token = options.auth === false ? undefined : randomToken();
   const levelName = logLevelName(logger.level);
   const child = await spawnChild({
     exe: options.exe,
@@ -313,6 +337,7 @@ export async function spawn<
       ...(workingDir ? { FTL_WORKING_DIR: workingDir } : {}),
       LOG_LEVEL: levelName === "default" ? "trace" : levelName,
       ...options.env,
+      ...(token ? { FTL_PLUGIN_TOKEN: token } : {}),
     },
   });
   if (pidFile) await writeTextFile(pidFile, `${child.pid}\n`);
@@ -349,6 +374,7 @@ export async function spawn<
     await mirrored;
     clearInterval(timer);
     if (pidFile) await forgetPid(pidFile, child.pid);
+    if (endpoint.protocol === "unix:") await removeFile(decodeURIComponent(endpoint.pathname));
     return exit;
   });
 
@@ -368,15 +394,14 @@ export async function spawn<
     : options.protocol;
   let detected: "grpc" | undefined;
   const open = (p: WireProtocol) => {
-    const transport = createPluginTransport(
-      endpoint,
-      p,
-      options.protocol === "auto" || !options.protocol
+    const transport = createPluginTransport(endpoint, p, {
+      token,
+      onResponse: options.protocol === "auto" || !options.protocol
         ? (status, contentType) => {
           if (looksLikeGrpcServer(status, contentType)) detected = "grpc";
         }
         : undefined,
-    );
+    });
     transports.add(transport);
     return transport;
   };
@@ -550,6 +575,13 @@ async function forgetPid(pidFile: string, pid: number): Promise<void> {
   } catch {
     // Another host may have taken the file over; it is theirs now.
   }
+}
+
+/** 32 random bytes, base64url: the per-plugin token. */
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
 }
 
 function basename(path: string): string {

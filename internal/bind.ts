@@ -1,25 +1,33 @@
 /**
- * The bind address a host hands its plugin in `FTL_BIND`.
+ * The bind address a host hands its plugin in `FTL_BIND`: `http://host:port` (what
+ * FTL's Go code uses) or `unix:///path/to.sock`.
  *
  * @module
  */
 
 /** Where a guest listens, parsed from a bind URL. */
-export interface BindAddress {
-  /** The transport; FTL's Go code only ever uses TCP. */
-  kind: "tcp";
-  /** Host name or IP literal (IPv6 without brackets). */
-  hostname: string;
-  /** TCP port; 0 asks the system for a free one. */
-  port: number;
-}
+export type BindAddress =
+  | {
+    /** TCP, as FTL's Go code always uses. */
+    kind: "tcp";
+    /** Host name or IP literal (IPv6 without brackets). */
+    hostname: string;
+    /** TCP port; 0 asks the system for a free one. */
+    port: number;
+  }
+  | {
+    /** A unix domain socket. */
+    kind: "unix";
+    /** The socket's absolute path. */
+    path: string;
+  };
 
 /**
- * Parses a bind URL such as `http://127.0.0.1:41233`.
+ * Parses a bind URL such as `http://127.0.0.1:41233` or `unix:///tmp/x/.ftl/echo.sock`.
  *
  * @param bind The URL from `FTL_BIND` or `--bind`.
  * @returns The address to listen on.
- * @throws {TypeError} When the URL is not `http://host:port`.
+ * @throws {TypeError} When the URL is neither `http://host:port` nor `unix:///path`.
  * @example
  * ```ts
  * import { parseBindUrl } from "./bind.ts";
@@ -33,9 +41,16 @@ export function parseBindUrl(bind: string | URL): BindAddress {
   } catch {
     throw new TypeError(`bind address ${JSON.stringify(String(bind))} is not a URL`);
   }
+  if (url.protocol === "unix:") {
+    const path = decodeURIComponent(url.pathname);
+    if (url.host !== "" || !path.startsWith("/") || path === "/") {
+      throw new TypeError(`bind address ${url.href} must be unix:///absolute/path.sock`);
+    }
+    return { kind: "unix", path };
+  }
   if (url.protocol !== "http:") {
     throw new TypeError(
-      `bind address ${url.href} must use http:// (plugins speak h2c, not TLS)`,
+      `bind address ${url.href} must use http:// or unix:// (plugins speak h2c, not TLS)`,
     );
   }
   // URL drops a default port (":80"), so look at what was written.
@@ -49,8 +64,9 @@ export function parseBindUrl(bind: string | URL): BindAddress {
   return { kind: "tcp", hostname, port: Number(url.port || 80) };
 }
 
-/** The URL a client uses to reach a server listening on `hostname:port`. */
-export function bindUrl(hostname: string, port: number): URL {
-  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-  return new URL(`http://${host}:${port}`);
+/** The URL of a bound address, as `FTL_BIND` spells it. */
+export function bindUrl(address: BindAddress): URL {
+  if (address.kind === "unix") return new URL(`unix://${encodeURI(address.path)}`);
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  return new URL(`http://${host}:${address.port}`);
 }

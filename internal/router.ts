@@ -11,6 +11,7 @@ import {
   Code,
   ConnectError,
   createConnectRouter,
+  type HandlerContext,
   type Interceptor,
   type ServiceImpl,
 } from "@connectrpc/connect";
@@ -48,6 +49,8 @@ export interface PluginHandlerOptions {
   shutdownSignal: AbortSignal;
   /** Whether the listener can send HTTP trailers (gRPC needs them). */
   trailers: boolean;
+  /** When set, calls (health excepted) need `authorization: Bearer <token>`. */
+  token?: string;
 }
 
 /** Builds the handler that serves a plugin's services, health and reflection. */
@@ -58,6 +61,7 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: options.shutdownSignal,
     interceptors: [internalErrors(options.logger)],
+    requestGate: options.token === undefined ? undefined : tokenGate(options.token),
   });
   for (const [desc, impl] of options.services) {
     router.service(desc, impl as Partial<ServiceImpl<DescService>>);
@@ -89,6 +93,29 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
       body: once("not found\n"),
     };
   };
+}
+
+/**
+ * Rejects a call without the plugin's token before its body is read. Health checks
+ * stay open so that probes need no secret.
+ */
+function tokenGate(token: string): (context: HandlerContext) => void {
+  const expected = new TextEncoder().encode(`Bearer ${token}`);
+  return (context) => {
+    if (context.service.typeName === Health.typeName) return;
+    const given = new TextEncoder().encode(context.requestHeader.get("authorization") ?? "");
+    if (!constantTimeEqual(given, expected)) {
+      // Never echo what was sent or expected: either may be a secret.
+      throw new ConnectError("missing or wrong plugin token", Code.Unauthenticated);
+    }
+  };
+}
+
+/** Compares without an early exit, so timing tells nothing but the length. */
+function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  let difference = a.length ^ b.length;
+  for (let i = 0; i < b.length; i++) difference |= (a[i] ?? 0) ^ b[i];
+  return difference === 0;
 }
 
 function isGrpc(header: Headers): boolean {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import type { CommonTransportOptions, UniversalClientFn } from "@connectrpc/connect/protocol";
 import { createTransport as createConnect } from "@connectrpc/connect/protocol-connect";
 import { createTransport as createGrpc } from "@connectrpc/connect/protocol-grpc";
@@ -31,11 +31,21 @@ const READ_MAX_BYTES = 4 * 1024 * 1024;
  * and content type of every HTTP response.
  */
 export function createPluginTransport(
-  baseUrl: URL,
+  endpoint: URL,
   protocol: WireProtocol,
-  onResponse?: (status: number, contentType: string) => void,
+  options: {
+    onResponse?: (status: number, contentType: string) => void;
+    /** Sent as `authorization: Bearer <token>` on every call. */
+    token?: string;
+  } = {},
 ): PluginTransport {
-  const http = openHttpClient(baseUrl, protocol === "grpc");
+  const { onResponse } = options;
+  // Over a unix socket the URL's host is only a name: requests go to the socket.
+  const socketPath = endpoint.protocol === "unix:"
+    ? decodeURIComponent(endpoint.pathname)
+    : undefined;
+  const baseUrl = socketPath ? new URL("http://localhost") : endpoint;
+  const http = openHttpClient(baseUrl, protocol === "grpc", socketPath);
   let closed = false;
   const unavailable = (detail: string, cause?: unknown) =>
     new ConnectError(
@@ -58,11 +68,11 @@ export function createPluginTransport(
     onResponse?.(response.status, response.header.get("content-type") ?? "");
     return response;
   };
-  const options: CommonTransportOptions = {
+  const transportOptions: CommonTransportOptions = {
     httpClient,
     baseUrl: baseUrl.href,
     useBinaryFormat: true,
-    interceptors: [],
+    interceptors: options.token === undefined ? [] : [bearer(options.token)],
     acceptCompression: [],
     sendCompression: null,
     compressMinBytes: 1024,
@@ -71,11 +81,20 @@ export function createPluginTransport(
   };
   const create = { connect: createConnect, grpc: createGrpc, "grpc-web": createGrpcWeb }[protocol];
   return {
-    transport: create(options),
+    transport: create(transportOptions),
     close() {
       if (closed) return;
       closed = true;
       http.close();
     },
+  };
+}
+
+/** Adds the plugin's token to every call. */
+function bearer(token: string): Interceptor {
+  const value = `Bearer ${token}`;
+  return (next) => (request) => {
+    request.header.set("authorization", value);
+    return next(request);
   };
 }

@@ -18,8 +18,7 @@ import { echoImplementation } from "../examples/echo/echo.ts";
 if (Deno.args[0] === "serve") {
   const logger = new Logger({ level: 17, write: (line) => console.error(line.trimEnd()) });
   const server = await serveHttp({
-    hostname: "127.0.0.1",
-    port: 0,
+    address: { kind: "tcp", hostname: "127.0.0.1", port: 0 },
     handler: createPluginHandler({
       services: [[EchoService, echoImplementation("")]],
       logger,
@@ -29,7 +28,7 @@ if (Deno.args[0] === "serve") {
     }),
     onError: (error) => logger.error("request failed", error),
   });
-  console.log(server.port);
+  console.log(server.address.kind === "tcp" ? server.address.port : 0);
 } else {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL(import.meta.url).pathname, "serve"],

@@ -6,6 +6,7 @@
  */
 import { createFetchClient, universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import { createNodeHttpClient, Http2SessionManager } from "@connectrpc/connect-node";
+import { connect as connectUnix } from "node:net";
 import type {
   Child,
   HttpServer,
@@ -117,44 +118,58 @@ export const serverSendsTrailers: boolean = false;
  * The handler never sees `request.signal`: reading it makes Deno print a one-time
  * warning, so the per-call signal comes from the handler info's `completed` promise.
  */
-export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    server = Deno.serve({
-      hostname: options.hostname,
-      port: options.port,
-      // Deno.serve prints "Listening on …" to stdout unless told otherwise.
-      onListen: () => {},
-      onError: (error) => {
-        options.onError(error);
-        return new Response("internal error\n", { status: 500 });
-      },
-    }, async (request, info) => {
-      const call = new AbortController();
-      info.completed.then(
-        () => call.abort(),
-        (error) => call.abort(error),
-      );
-      const response = await options.handler({
-        httpVersion: "",
-        method: request.method,
-        url: request.url,
-        header: request.headers,
-        body: bytesOf(request.body),
-        signal: call.signal,
-      });
-      return universalServerResponseToFetch(response);
+export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
+  const { address } = options;
+  const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
+  const handler: Deno.ServeHandler = async (request, info) => {
+    const call = new AbortController();
+    info.completed.then(
+      () => call.abort(),
+      (error) => call.abort(error),
+    );
+    const response = await options.handler({
+      httpVersion: "",
+      method: request.method,
+      url: request.url,
+      header: request.headers,
+      body: bytesOf(request.body),
+      signal: call.signal,
     });
+    return universalServerResponseToFetch(response);
+  };
+  const common = {
+    // Deno.serve prints "Listening on …" to stdout unless told otherwise.
+    onListen: () => {},
+    onError: (error: unknown) => {
+      options.onError(error);
+      return new Response("internal error\n", { status: 500 });
+    },
+  };
+  try {
+    if (address.kind === "unix") {
+      // A socket file left by an earlier run would make the bind fail.
+      await Deno.remove(address.path).catch(() => {});
+      const server = Deno.serve({ ...common, path: address.path }, handler);
+      await Deno.chmod(address.path, 0o600);
+      return {
+        address,
+        shutdown: () => server.shutdown(),
+        finished: server.finished.finally(() => Deno.remove(address.path).catch(() => {})),
+      };
+    }
+    const server = Deno.serve(
+      { ...common, hostname: address.hostname, port: address.port },
+      handler,
+    );
+    return {
+      address: { kind: "tcp", hostname: server.addr.hostname, port: server.addr.port },
+      shutdown: () => server.shutdown(),
+      finished: server.finished,
+    };
   } catch (error) {
-    const where = `${options.hostname}:${options.port}`;
-    return Promise.reject(explainPermission(error, "--allow-net", `listen on ${where}`));
+    const flag = address.kind === "unix" ? "--allow-read and --allow-write" : "--allow-net";
+    throw explainPermission(error, flag, `listen on ${where}`);
   }
-  return Promise.resolve({
-    hostname: server.addr.hostname,
-    port: server.addr.port,
-    shutdown: () => server.shutdown(),
-    finished: server.finished,
-  });
 }
 
 async function* bytesOf(
@@ -172,7 +187,7 @@ async function* bytesOf(
  * session left open between calls, a plugin that stops on its own finds nothing to
  * send GOAWAY to. The cost is a new connection per burst of calls.
  */
-function openGrpcClient(baseUrl: URL): PluginHttpClient {
+function openGrpcClient(baseUrl: URL, socketPath?: string): PluginHttpClient {
   let sessions: Http2SessionManager | undefined;
   let active = 0;
   const dropSession = () => {
@@ -184,7 +199,11 @@ function openGrpcClient(baseUrl: URL): PluginHttpClient {
   };
   const http = createNodeHttpClient({
     httpVersion: "2",
-    sessionProvider: () => (sessions ??= new Http2SessionManager(baseUrl)),
+    sessionProvider: () => (sessions ??= new Http2SessionManager(
+      baseUrl,
+      undefined,
+      socketPath ? { createConnection: () => connectUnix(socketPath) } : undefined,
+    )),
   });
   return {
     async client(request) {
@@ -358,16 +377,25 @@ export function stdoutIsTerminal(): boolean {
 }
 
 /**
- * An h2c client for `baseUrl`. Deno's fetch serves Connect and gRPC-Web but exposes
- * no trailers, so gRPC goes through node:http2 (connect-node's client).
+ * An h2c client for `baseUrl`, over TCP or the unix socket `socketPath`. Deno's fetch
+ * serves Connect and gRPC-Web but exposes no trailers, so gRPC goes through
+ * node:http2 (connect-node's client).
  */
-export function openHttpClient(baseUrl: URL, forGrpc: boolean): PluginHttpClient {
-  if (forGrpc) return openGrpcClient(baseUrl);
+export function openHttpClient(
+  baseUrl: URL,
+  forGrpc: boolean,
+  socketPath?: string,
+): PluginHttpClient {
+  if (forGrpc) return openGrpcClient(baseUrl, socketPath);
   let http: Deno.HttpClient;
   try {
-    http = Deno.createHttpClient({ http1: false, http2: true });
+    http = Deno.createHttpClient({
+      http1: false,
+      http2: true,
+      ...(socketPath ? { proxy: { transport: "unix", path: socketPath } } : {}),
+    });
   } catch (error) {
-    throw explainPermission(error, "--allow-net", `connect to ${baseUrl.host}`);
+    throw explainPermission(error, "--allow-net", `connect to ${socketPath ?? baseUrl.host}`);
   }
   return {
     client: createFetchClient((input, init) => fetch(input, { ...init, client: http })),

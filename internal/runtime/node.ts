@@ -10,7 +10,7 @@ import { spawn } from "node:child_process";
 import { chmod, mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import * as http from "node:http";
 import * as http2 from "node:http2";
-import { createServer as createNetServer, type Socket } from "node:net";
+import { connect as connectUnix, createServer as createNetServer, type Socket } from "node:net";
 import { Duplex, type Readable } from "node:stream";
 import {
   createNodeHttpClient,
@@ -18,6 +18,7 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
+import type { BindAddress } from "../bind.ts";
 import type {
   Child,
   HttpServer,
@@ -129,7 +130,7 @@ export const serverSendsTrailers: boolean = true;
  * first bytes choose: the HTTP/2 preface goes to node:http2, anything else to
  * node:http.
  */
-export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
+export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<Socket>();
   let inFlight = 0;
@@ -185,17 +186,25 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
   });
   const finished = new Promise<void>((resolve) => server.once("close", () => resolve()));
 
+  const { address } = options;
+  const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
+  // A socket file left by an earlier run would make the bind fail.
+  if (address.kind === "unix") await rm(address.path, { force: true });
   return new Promise((resolve, reject) => {
     server.once("error", (error: Error) => {
-      const where = `${options.hostname}:${options.port}`;
       reject(new Error(`cannot listen on ${where}: ${error.message}`, { cause: error }));
     });
-    server.listen(options.port, options.hostname, () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : options.port;
+    const onListening = async () => {
+      let bound: BindAddress = address;
+      if (address.kind === "unix") {
+        await chmod(address.path, 0o600);
+      } else {
+        const info = server.address();
+        const port = typeof info === "object" && info ? info.port : address.port;
+        bound = { ...address, port };
+      }
       resolve({
-        hostname: options.hostname,
-        port,
+        address: bound,
         finished,
         async shutdown() {
           stopping = true;
@@ -208,7 +217,9 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
           await finished;
         },
       });
-    });
+    };
+    if (address.kind === "unix") server.listen(address.path, onListening);
+    else server.listen(address.port, address.hostname, onListening);
   });
 }
 
@@ -371,9 +382,20 @@ export async function removeFile(path: string): Promise<void> {
   await rm(path, { force: true });
 }
 
-/** An h2c client for `baseUrl` on node:http2 (connect-node's), for every protocol. */
-export function openHttpClient(baseUrl: URL, _forGrpc: boolean): PluginHttpClient {
-  const sessions = new Http2SessionManager(baseUrl);
+/**
+ * An h2c client for `baseUrl` on node:http2 (connect-node's), over TCP or the unix
+ * socket `socketPath`, for every protocol.
+ */
+export function openHttpClient(
+  baseUrl: URL,
+  _forGrpc: boolean,
+  socketPath?: string,
+): PluginHttpClient {
+  const sessions = new Http2SessionManager(
+    baseUrl,
+    undefined,
+    socketPath ? { createConnection: () => connectUnix(socketPath) } : undefined,
+  );
   return {
     client: createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessions }),
     close: () => sessions.abort(),

@@ -5,13 +5,12 @@
  * @module
  */
 import type { UniversalClientFn, UniversalHandlerFn } from "@connectrpc/connect/protocol";
+import type { BindAddress } from "../bind.ts";
 
 /** What `serveHttp` needs. */
 export interface ServeHttpOptions {
-  /** Address to listen on: TCP host and port (0 = any free port). */
-  hostname: string;
-  /** TCP port; 0 lets the system choose. */
-  port: number;
+  /** Where to listen: TCP host and port (0 = any free port), or a unix socket (mode 0600). */
+  address: BindAddress;
   /** Answers every request. */
   handler: UniversalHandlerFn;
   /** Called when answering a request failed; the client gets a 500. */
@@ -20,10 +19,8 @@ export interface ServeHttpOptions {
 
 /** A listening HTTP server. */
 export interface HttpServer {
-  /** The host the server listens on. */
-  readonly hostname: string;
-  /** The port the server listens on (the chosen one when 0 was asked for). */
-  readonly port: number;
+  /** Where the server listens (with the chosen port when 0 was asked for). */
+  readonly address: BindAddress;
   /** Stops accepting and resolves once every in-flight request has finished. */
   shutdown(): Promise<void>;
   /** Resolves when the server has stopped. */
