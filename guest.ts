@@ -127,6 +127,8 @@ export type ServiceImpls<X extends readonly DescService[]> = X extends readonly 
 
 /** Default largest request message, as gRPC's default. */
 const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
+/** Default time a connection gets to send its first request's headers. */
+const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
 /** Default time in-flight calls get to finish on shutdown. */
 const DEFAULT_GRACE_MS = 5_000;
 /** How long cancelled calls get to wind down before shutdown stops waiting. */
@@ -176,6 +178,13 @@ export interface ServeOptions<
   shutdownGraceMs?: number;
   /** Aborting it shuts the server down gracefully. */
   signal?: AbortSignal;
+  /**
+   * A connection whose first request's headers are not all in within this many
+   * milliseconds is closed (slowloris), as Go's servers do. Honoured on Node; Deno.serve
+   * has no such setting (its own limit is documented in docs/RELIABILITY.md).
+   * @default {30_000}
+   */
+  headerTimeoutMs?: number;
   /**
    * When set, every call but health checks must carry `authorization: Bearer <token>`
    * or fails UNAUTHENTICATED. {@linkcode start} takes it from `FTL_PLUGIN_TOKEN`.
@@ -255,6 +264,7 @@ export async function serve<
   });
   const server = await serveHttp({
     address,
+    headerTimeoutMs: options.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS,
     handler,
     onError: (error) => logger.error("request failed", error),
   });
@@ -382,6 +392,11 @@ export interface StartOptions<
    * @default {5_000}
    */
   shutdownGraceMs?: number;
+  /**
+   * Milliseconds a connection gets to send its first request's headers.
+   * @default {30_000}
+   */
+  headerTimeoutMs?: number;
 }
 
 // Listed in the order `--help` shows their groups: Logging, then Built-in.
@@ -498,6 +513,7 @@ export async function start<
       logger,
       readMaxBytes: options.readMaxBytes,
       shutdownGraceMs: options.shutdownGraceMs,
+      headerTimeoutMs: options.headerTimeoutMs,
       token: env.FTL_PLUGIN_TOKEN || undefined,
     });
   } catch (error) {

@@ -8,6 +8,9 @@
 /** Default longest line kept whole, in bytes. */
 export const MAX_LINE_BYTES = 1024 * 1024;
 
+/** Lines handled before yielding to the event loop. */
+const YIELD_EVERY_LINES = 2_000;
+
 /** Appended to a line that was cut at the cap. */
 export const TRUNCATION_MARKER = " …[line truncated]";
 
@@ -80,12 +83,16 @@ export async function streamLogLines(
     if (done) break;
     options.onChunk?.();
     let start = 0;
+    let lines = 0;
     for (;;) {
       const newline = chunk.indexOf(10, start);
       if (newline === -1) break;
       keep(chunk.subarray(start, newline));
       emit();
       start = newline + 1;
+      // A big chunk of short lines is a lot of work: let timers and I/O run between
+      // slices of it, so that a chatty plugin cannot stall its host.
+      if (++lines % YIELD_EVERY_LINES === 0) await new Promise((r) => setTimeout(r, 0));
     }
     // The chunk's memory may be reused by the reader: copy what we hold on to (with
     // the Uint8Array constructor, since a Node Buffer's slice() does not copy).

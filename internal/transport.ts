@@ -55,18 +55,34 @@ export function createPluginTransport(
       undefined,
       cause,
     );
+  // Refused, reset or closed under us: the plugin is not there to answer. (node:http2
+  // reports a connection that died as a CANCEL of its streams; only the caller's own
+  // signal makes a call CANCELED.)
+  const asUnavailable = (error: unknown, signal?: AbortSignal): unknown => {
+    if (signal?.aborted) return error;
+    if (error instanceof ConnectError && error.code !== Code.Canceled) return error;
+    return unavailable(error instanceof Error ? error.message : String(error), error);
+  };
   const httpClient: UniversalClientFn = async (request) => {
     if (closed) throw unavailable("its connection is closed");
     let response;
     try {
       response = await http.client(request);
     } catch (error) {
-      if (error instanceof ConnectError || request.signal?.aborted) throw error;
-      // Refused, reset or closed under us: the plugin is not there to answer.
-      throw unavailable(error instanceof Error ? error.message : String(error), error);
+      throw asUnavailable(error, request.signal);
     }
     onResponse?.(response.status, response.header.get("content-type") ?? "");
-    return response;
+    const body = response.body;
+    return {
+      ...response,
+      body: (async function* () {
+        try {
+          yield* body;
+        } catch (error) {
+          throw asUnavailable(error, request.signal);
+        }
+      })(),
+    };
   };
   const transportOptions: CommonTransportOptions = {
     httpClient,

@@ -19,6 +19,7 @@ if (Deno.args[0] === "serve") {
   const logger = new Logger({ level: 17, write: (line) => console.error(line.trimEnd()) });
   const server = await serveHttp({
     address: { kind: "tcp", hostname: "127.0.0.1", port: 0 },
+    headerTimeoutMs: 30_000,
     handler: createPluginHandler({
       services: [[EchoService, echoImplementation("")]],
       logger,

@@ -85,7 +85,7 @@ async function nodeCommand(major: string): Promise<[string, string[]]> {
 
 // 1. The suite on every supported Node (file by file: Node 20 takes no globs).
 const testFiles: string[] = [];
-for (const folder of ["tests", "tests/interop"]) {
+for (const folder of ["tests", "tests/interop", "tests/faults"]) {
   for await (const entry of Deno.readDir(join(npmDir, folder))) {
     if (entry.name.endsWith("_test.js")) testFiles.push(`${folder}/${entry.name}`);
   }

@@ -119,6 +119,7 @@ export const serverSendsTrailers: boolean = false;
  * warning, so the per-call signal comes from the handler info's `completed` promise.
  */
 export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
+  // options.headerTimeoutMs: Deno.serve has no setting for it (see docs/RELIABILITY.md).
   const { address } = options;
   const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
   const handler: Deno.ServeHandler = async (request, info) => {

@@ -163,20 +163,35 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       });
   };
   const h2 = http2.createServer({}, onRequest);
-  const h1 = http.createServer(onRequest);
+  const h1 = http.createServer(
+    { connectionsCheckingInterval: Math.min(30_000, options.headerTimeoutMs) },
+    onRequest,
+  );
+  // Later requests on a keep-alive HTTP/1.1 connection get Node's own header timeout.
+  h1.headersTimeout = options.headerTimeoutMs;
+  let newestSession: http2.ServerHttp2Session | undefined;
   h2.on("session", (session) => {
+    newestSession = session;
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
     if (stopping) session.close();
   });
+  const firstRequestTimers = new WeakMap<Socket, ReturnType<typeof setTimeout>>();
+  h1.on("request", (req: http.IncomingMessage) => clearTimeout(firstRequestTimers.get(req.socket)));
   const server = createNetServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.setNoDelay(true);
+    // Slowloris: the first request's headers must all be in before the deadline.
+    const deadline = setTimeout(() => socket.destroy(), options.headerTimeoutMs);
+    firstRequestTimers.set(socket, deadline);
+    socket.once("close", () => clearTimeout(deadline));
     socket.once("data", (first: Buffer) => {
       socket.pause();
       if (startsLikeHttp2(first)) {
         h2.emit("connection", withFirstChunk(socket, first));
+        // node:http2 announces the session synchronously, so this one is ours.
+        newestSession?.once("stream", () => clearTimeout(deadline));
       } else {
         socket.unshift(first);
         h1.emit("connection", socket);

@@ -15,6 +15,12 @@ export interface ServeHttpOptions {
   handler: UniversalHandlerFn;
   /** Called when answering a request failed; the client gets a 500. */
   onError: (error: unknown) => void;
+  /**
+   * A connection whose first request's headers have not all arrived within this many
+   * milliseconds is closed (slowloris). Deno.serve offers no such setting; it is
+   * honoured where the runtime allows.
+   */
+  headerTimeoutMs: number;
 }
 
 /** A listening HTTP server. */
