@@ -56,11 +56,15 @@ export type { ProcessExit } from "./internal/runtime/deno.ts";
 export type { WireProtocol } from "./internal/transport.ts";
 
 /**
- * A TCP port on 127.0.0.1 that was free when this returned.
+ * A TCP port on 127.0.0.1 that was free when this returned, and that this process
+ * has not handed out in the last minute.
  *
  * It is racy, as every such helper is: the port is closed again before the caller
- * uses it, so another process may take it in between. {@linkcode spawn} lives with
- * that (the plugin then fails to listen and spawn rejects with its output).
+ * uses it, so another process may take it in between. Within this process it is not:
+ * the system may offer a just-closed port again (50 plugins spawned at once were
+ * given the same port here), so recent ports are remembered and skipped.
+ * {@linkcode spawn} lives with the remaining race (the plugin then fails to listen and
+ * spawn rejects with its output).
  *
  * @returns The port number.
  * @example
@@ -70,9 +74,22 @@ export type { WireProtocol } from "./internal/transport.ts";
  * console.assert(port > 0 && port < 65536);
  * ```
  */
-export function allocatePort(): Promise<number> {
-  return allocateRuntimePort();
+export async function allocatePort(): Promise<number> {
+  const now = Date.now();
+  for (const [port, at] of recentPorts) if (now - at > RECENT_PORT_MS) recentPorts.delete(port);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await allocateRuntimePort();
+    if (!recentPorts.has(port)) {
+      recentPorts.set(port, now);
+      return port;
+    }
+  }
+  throw new Error("no free port that was not just handed out: is the port range exhausted?");
 }
+
+/** Ports handed out recently, with when. */
+const recentPorts = new Map<number, number>();
+const RECENT_PORT_MS = 60_000;
 
 /** How {@linkcode spawn} talks to a plugin: `auto` pings with Connect and falls back to gRPC. */
 export type Protocol = "auto" | WireProtocol;

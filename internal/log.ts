@@ -127,6 +127,8 @@ function stringify(value: unknown): string {
  * ```
  */
 export function decodeLogEntry(line: string): LogEntry | undefined {
+  // Most lines that are not entries are not JSON either: skip the throw and catch.
+  if (line.charCodeAt(0) !== 123 /* { */ && line.trimStart()[0] !== "{") return undefined;
   let raw: unknown;
   try {
     raw = JSON.parse(line);
@@ -139,8 +141,17 @@ export function decodeLogEntry(line: string): LogEntry | undefined {
   if (typeof message !== "string") return undefined;
   const entry: LogEntry = { level, message };
   if (isRecord(attributes)) {
+    // JSON.parse made it, so every key is an own data property (even "__proto__");
+    // it can be kept as it is when every value is already a string, as Go writes them.
+    let allStrings = true;
+    for (const key in attributes) {
+      if (typeof attributes[key] !== "string") {
+        allStrings = false;
+        break;
+      }
+    }
     // fromEntries defines own properties, so a "__proto__" key stays plain data.
-    entry.attributes = Object.fromEntries(
+    entry.attributes = allStrings ? attributes as Record<string, string> : Object.fromEntries(
       Object.entries(attributes).map(([k, v]) => [k, stringify(v)]),
     );
   }
@@ -404,7 +415,7 @@ export class Logger {
       if (attributes && Object.keys(attributes).length === 0) {
         attributes = undefined;
       }
-      time ??= rfc3339Nano(this.#options.now?.() ?? new Date());
+      time ??= this.#options.now ? rfc3339Nano(this.#options.now()) : nowStamp();
       const entry = { level, attributes, message, time, error };
       const line = this.#options.format === "text"
         ? formatLogText(entry, { color: this.#options.color })
@@ -416,7 +427,20 @@ export class Logger {
   }
 }
 
+function nowStamp(): string {
+  const ms = Date.now();
+  return ms === lastStampMs ? lastStamp : rfc3339Nano(new Date(ms));
+}
+
 // JavaScript clocks stop at milliseconds; pad to the nanosecond width Go emits.
+// Formatting costs more than logging the rest of a line: keep the last one.
+let lastStampMs = NaN;
+let lastStamp = "";
 function rfc3339Nano(date: Date): string {
-  return date.toISOString().replace(/Z$/, "000000Z");
+  const ms = date.getTime();
+  if (ms !== lastStampMs) {
+    lastStampMs = ms;
+    lastStamp = date.toISOString().replace(/Z$/, "000000Z");
+  }
+  return lastStamp;
 }

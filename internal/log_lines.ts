@@ -8,8 +8,8 @@
 /** Default longest line kept whole, in bytes. */
 export const MAX_LINE_BYTES = 1024 * 1024;
 
-/** Lines handled before yielding to the event loop. */
-const YIELD_EVERY_LINES = 2_000;
+/** Milliseconds of line handling before yielding to the event loop. */
+const SLICE_MS = 10;
 
 /** Appended to a line that was cut at the cap. */
 export const TRUNCATION_MARKER = " …[line truncated]";
@@ -83,16 +83,20 @@ export async function streamLogLines(
     if (done) break;
     options.onChunk?.();
     let start = 0;
-    let lines = 0;
-    for (;;) {
+    let sliceStarted = performance.now();
+    for (let lines = 1;; lines++) {
       const newline = chunk.indexOf(10, start);
       if (newline === -1) break;
       keep(chunk.subarray(start, newline));
       emit();
       start = newline + 1;
       // A big chunk of short lines is a lot of work: let timers and I/O run between
-      // slices of it, so that a chatty plugin cannot stall its host.
-      if (++lines % YIELD_EVERY_LINES === 0) await new Promise((r) => setTimeout(r, 0));
+      // slices of it, so that a chatty plugin cannot stall its host. (By time, not by
+      // count: each yield costs a timer tick.)
+      if (lines % 256 === 0 && performance.now() - sliceStarted > SLICE_MS) {
+        await new Promise((r) => setTimeout(r, 0));
+        sliceStarted = performance.now();
+      }
     }
     // The chunk's memory may be reused by the reader: copy what we hold on to (with
     // the Uint8Array constructor, since a Node Buffer's slice() does not copy).

@@ -23,9 +23,12 @@ export interface WaitUntilReadyOptions {
   signal?: AbortSignal;
 }
 
-/** Delay before the `attempt`-th retry: 1, 2, 4, 8, 8, … ms for a second, then 50 ms. */
-export function retryDelay(attempt: number, elapsedMs: number): number {
-  return elapsedMs < 1_000 ? Math.min(2 ** attempt, 8) : 50;
+/**
+ * Delay before the next ping: 1 ms for the first second (a refused connection costs
+ * next to nothing, and most plugins listen within it), then Go's 50 ms.
+ */
+export function retryDelay(elapsedMs: number): number {
+  return elapsedMs < 1_000 ? 1 : 50;
 }
 
 /** How long one ping may take before it counts as failed. */
@@ -51,7 +54,7 @@ export async function waitUntilReady(
   options.signal?.addEventListener("abort", onAbort, { once: true });
   let lastError: unknown = new Error("no ping was answered");
   try {
-    for (let attempt = 0;; attempt++) {
+    for (;;) {
       if (exit) return { kind: "exited", exit: exit.value };
       if (options.signal?.aborted) return { kind: "aborted", reason: options.signal.reason };
       const remaining = deadline - performance.now();
@@ -68,7 +71,7 @@ export async function waitUntilReady(
         lastError = error;
       }
       const wait = Math.min(
-        retryDelay(attempt, performance.now() - started),
+        retryDelay(performance.now() - started),
         Math.max(0, deadline - performance.now()),
       );
       await sleep(wait, stop.signal);
