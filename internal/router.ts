@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import {
   Code,
@@ -27,6 +27,7 @@ import {
   HealthCheckResponseSchema,
 } from "../gen/grpc/health/v1/health_pb.ts";
 import type { Logger } from "./log.ts";
+import { type FastRoute, fastUnaryRoute } from "./fast_unary.ts";
 import { reflectionServices } from "./reflection.ts";
 
 /** A fetch-style handler for a path outside the RPC services. */
@@ -66,17 +67,41 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
   for (const [desc, impl] of options.services) {
     router.service(desc, impl as Partial<ServiceImpl<DescService>>);
   }
-  router.service(Health, healthService(descriptors));
+  const health = healthService(descriptors);
+  router.service(Health, health);
   for (const [desc, impl] of reflectionServices([...descriptors, Health])) {
     router.service(desc, impl);
   }
   const routes = new Map<string, UniversalHandler>(
     router.handlers.map((h) => [h.requestPath, h]),
   );
+  const fastRoutes = new Map<string, FastRoute>();
+  const fastOptions = {
+    readMaxBytes: options.readMaxBytes,
+    shutdownSignal: options.shutdownSignal,
+    gate: options.token === undefined ? undefined : tokenGate(options.token),
+    toConnectError: errorConverter(options.logger),
+  };
+  for (const [desc, impl] of [...options.services, [Health, health] as const]) {
+    for (const method of desc.methods) {
+      const fn = (impl as Record<string, unknown>)[method.localName];
+      if (method.methodKind !== "unary" || typeof fn !== "function") continue;
+      // (methodKind narrowed the union above; TypeScript does not follow the loop.)
+      fastRoutes.set(
+        `/${desc.typeName}/${method.name}`,
+        fastUnaryRoute(method as DescMethodUnary, fn.bind(impl), fastOptions),
+      );
+    }
+  }
   const extra = new Map(Object.entries(options.handlers ?? {}));
 
   return async (request) => {
-    const path = new URL(request.url).pathname;
+    const path = pathOf(request.url);
+    const fast = fastRoutes.get(path);
+    if (fast) {
+      const response = await fast(request);
+      if (response) return response;
+    }
     const rpc = routes.get(path);
     if (rpc) {
       if (!options.trailers && isGrpc(request.header)) return grpcUnsupported();
@@ -116,6 +141,14 @@ function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   let difference = a.length ^ b.length;
   for (let i = 0; i < b.length; i++) difference |= (a[i] ?? 0) ^ b[i];
   return difference === 0;
+}
+
+/** The path of a request URL, without building a URL object (this is per call). */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start === -1) return "/";
+  const end = url.indexOf("?", start);
+  return end === -1 ? url.slice(start) : url.slice(start, end);
 }
 
 function isGrpc(header: Headers): boolean {
@@ -207,8 +240,10 @@ function trailersOnly(code: Code, message: string): UniversalServerResponse {
  * A handler's ConnectError keeps its code; anything else thrown is a bug in the
  * plugin: it becomes INTERNAL and is logged once with its stack.
  */
-function internalErrors(logger: Logger): Interceptor {
-  const convert = (error: unknown, signal: AbortSignal, procedure: string) => {
+function errorConverter(
+  logger: Logger,
+): (error: unknown, signal: AbortSignal, procedure: string) => ConnectError {
+  return (error, signal, procedure) => {
     if (error instanceof ConnectError) return error;
     // A handler that gave up because its call was cancelled or timed out.
     if (signal.aborted) return ConnectError.from(signal.reason);
@@ -218,6 +253,10 @@ function internalErrors(logger: Logger): Interceptor {
     const message = error instanceof Error ? error.message : String(error);
     return new ConnectError(message, Code.Internal, undefined, undefined, error);
   };
+}
+
+function internalErrors(logger: Logger): Interceptor {
+  const convert = errorConverter(logger);
   return (next) => async (request) => {
     const procedure = `/${request.service.typeName}/${request.method.name}`;
     try {

@@ -7,6 +7,7 @@
 import { createFetchClient, universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import { createNodeHttpClient, Http2SessionManager } from "@connectrpc/connect-node";
 import { connect as connectUnix } from "node:net";
+import { type FastRequest, readWholeBody, type WholeBody, wholeBody } from "../fast_unary.ts";
 import type {
   Child,
   HttpServer,
@@ -123,19 +124,38 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
   const { address } = options;
   const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
   const handler: Deno.ServeHandler = async (request, info) => {
-    const call = new AbortController();
-    info.completed.then(
-      () => call.abort(),
-      (error) => call.abort(error),
-    );
+    // The body stream and the call's signal are made only if the call asks for them:
+    // most unary calls need neither, and each costs time on every call.
+    let body: AsyncIterable<Uint8Array> | undefined;
+    let signal: AbortSignal | undefined;
     const response = await options.handler({
       httpVersion: "",
       method: request.method,
       url: request.url,
       header: request.headers,
-      body: bytesOf(request.body),
-      signal: call.signal,
-    });
+      get body() {
+        return (body ??= bytesOf(request.body));
+      },
+      get signal() {
+        if (!signal) {
+          const call = new AbortController();
+          info.completed.then(
+            () => call.abort(),
+            (error) => call.abort(error),
+          );
+          signal = call.signal;
+        }
+        return signal;
+      },
+      [readWholeBody]: () => request.bytes(),
+    } as FastRequest);
+    const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
+    if (whole) {
+      return new Response(whole as Uint8Array<ArrayBuffer>, {
+        status: response.status,
+        headers: response.header,
+      });
+    }
     return universalServerResponseToFetch(response);
   };
   const common = {

@@ -19,6 +19,7 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { BindAddress } from "../bind.ts";
+import { type WholeBody, wholeBody } from "../fast_unary.ts";
 import type {
   Child,
   HttpServer,
@@ -150,7 +151,14 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
     });
     const request = universalRequestFromNodeRequest(req, res, undefined, undefined);
     options.handler(request)
-      .then((response) => universalResponseToNodeResponse(response, res))
+      .then((response) => {
+        const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
+        if (!whole) return universalResponseToNodeResponse(response, res);
+        // The whole body is at hand: no need to stream it through an iterator.
+        res.statusCode = response.status;
+        response.header?.forEach((value, key) => res.setHeader(key, value));
+        res.end(whole);
+      })
       .catch((error) => {
         options.onError(error);
         if (!res.headersSent) {

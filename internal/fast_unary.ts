@@ -1,0 +1,218 @@
+/**
+ * A lean path for the commonest call a plugin gets: a Connect unary request in binary,
+ * uncompressed, without a timeout. It does what connect-es's handler does for such a
+ * call (request gate before the body is read, read limit, parse, implementation,
+ * headers and `trailer-` headers, errors as Connect JSON with their HTTP status)
+ * without its per-call async iterators and stream plumbing. Anything else (JSON,
+ * compression, timeouts, GET, gRPC, gRPC-Web, streaming) goes to connect-es.
+ *
+ * @module
+ */
+import { create, type DescMethodUnary, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  createContextValues,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import type { UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+
+/**
+ * On a universal response body: the whole body as bytes, so that a runtime can send it
+ * without streaming it through an async iterator.
+ */
+export const wholeBody: unique symbol = Symbol("ftl-ts.wholeBody");
+
+/** On a universal request: reads the whole body at once, where the runtime can. */
+export const readWholeBody: unique symbol = Symbol("ftl-ts.readWholeBody");
+
+/** A universal request that may carry {@linkcode readWholeBody}. */
+export type FastRequest = UniversalServerRequest & {
+  [readWholeBody]?: () => Promise<Uint8Array>;
+};
+
+/** A body iterable that also holds its bytes under {@linkcode wholeBody}. */
+export type WholeBody = AsyncIterable<Uint8Array> & { [wholeBody]: Uint8Array };
+
+function bodyOf(bytes: Uint8Array): WholeBody {
+  return {
+    [wholeBody]: bytes,
+    async *[Symbol.asyncIterator]() {
+      yield bytes;
+    },
+  };
+}
+
+/** What a fast route needs besides the method and its implementation. */
+export interface FastUnaryOptions {
+  readMaxBytes: number;
+  shutdownSignal: AbortSignal;
+  /** Runs before the body is read, as connect-es's requestGate does. */
+  gate?: (context: HandlerContext) => void;
+  /** Turns anything a handler throws into the ConnectError the caller gets. */
+  toConnectError: (error: unknown, signal: AbortSignal, procedure: string) => ConnectError;
+}
+
+/** A route answering eligible requests, or `undefined` to let connect-es answer. */
+export type FastRoute = (request: FastRequest) => Promise<UniversalServerResponse | undefined>;
+
+/** Whether connect-es's own handler must answer this request. */
+function needsFullHandler(request: UniversalServerRequest): boolean {
+  const h = request.header;
+  if (request.method !== "POST" || h.get("content-type") !== "application/proto") return true;
+  const encoding = h.get("content-encoding");
+  if (encoding !== null && encoding !== "identity") return true;
+  if (h.has("connect-timeout-ms")) return true;
+  const version = h.get("connect-protocol-version");
+  return version !== null && version !== "1";
+}
+
+/** Builds the fast route of one unary method. */
+export function fastUnaryRoute(
+  method: DescMethodUnary,
+  implementation: (input: unknown, context: HandlerContext) => unknown,
+  options: FastUnaryOptions,
+): FastRoute {
+  const procedure = `/${method.parent.typeName}/${method.name}`;
+  return async (request) => {
+    if (needsFullHandler(request)) return undefined;
+    const context = new LeanContext(method, request, options.shutdownSignal);
+    try {
+      options.gate?.(context);
+      const bytes = await readBody(request, options.readMaxBytes);
+      let input;
+      try {
+        input = fromBinary(method.input, bytes);
+      } catch (error) {
+        throw new ConnectError(`parse binary: ${String(error)}`, Code.InvalidArgument);
+      }
+      let output = await implementation(input, context);
+      if (!isMessage(output, method.output)) output = create(method.output, output as never);
+      const body = toBinary(method.output, output as never);
+      context.finish();
+      return { status: 200, header: withTrailers(context), body: bodyOf(body) };
+    } catch (thrown) {
+      const error = options.toConnectError(thrown, context.signalIfAny, procedure);
+      context.finish(error);
+      const header = withTrailers(context);
+      header.set("content-type", "application/json");
+      error.metadata.forEach((value, key) => header.set(key, value));
+      return {
+        status: codeToHttpStatus(error.code),
+        header,
+        body: bodyOf(errorToJsonBytes(error, {})),
+      };
+    }
+  };
+}
+
+/**
+ * A HandlerContext that builds only what a handler touches: most never read their
+ * signal, trailers or context values, and connect-es's createHandlerContext (three
+ * Headers copies, a deadline, a linked AbortController) was a large part of a call.
+ */
+class LeanContext implements HandlerContext {
+  readonly service: HandlerContext["service"];
+  readonly requestMethod = "POST";
+  readonly protocolName = "connect";
+  readonly url: string;
+  readonly requestHeader: Headers;
+  readonly responseHeader: Headers = new Headers({ "content-type": "application/proto" });
+  readonly timeoutMs = (): undefined => undefined;
+  #request: UniversalServerRequest;
+  #shutdown: AbortSignal;
+  #controller?: AbortController;
+  #detach?: () => void;
+  #trailer?: Headers;
+  #values?: ContextValues;
+
+  constructor(
+    readonly method: DescMethodUnary,
+    request: UniversalServerRequest,
+    shutdown: AbortSignal,
+  ) {
+    this.service = method.parent;
+    this.url = request.url;
+    this.requestHeader = request.header;
+    this.#request = request;
+    this.#shutdown = shutdown;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      const controller = new AbortController();
+      this.#controller = controller;
+      const sources = [this.#request.signal, this.#shutdown];
+      const gone = sources.find((s) => s.aborted);
+      if (gone) {
+        controller.abort(gone.reason);
+      } else {
+        const onAbort = (event: Event) =>
+          controller.abort((event.target as AbortSignal).reason ?? new Error("aborted"));
+        for (const s of sources) s.addEventListener("abort", onAbort);
+        // The shutdown signal lives as long as the server: drop our listener per call.
+        this.#detach = () => sources.forEach((s) => s.removeEventListener("abort", onAbort));
+      }
+    }
+    return this.#controller.signal;
+  }
+
+  /** The signal if a handler asked for it, else one that is aborted only by shutdown. */
+  get signalIfAny(): AbortSignal {
+    return this.#controller?.signal ?? this.#shutdown;
+  }
+
+  get responseTrailer(): Headers {
+    return (this.#trailer ??= new Headers());
+  }
+
+  get trailerIfAny(): Headers | undefined {
+    return this.#trailer;
+  }
+
+  get values(): ContextValues {
+    return (this.#values ??= this.#request.contextValues ?? createContextValues());
+  }
+
+  /** Ends the call: its signal aborts (as connect-es does) and listeners go. */
+  finish(reason?: unknown): void {
+    this.#detach?.();
+    this.#controller?.abort(reason);
+  }
+}
+
+/** The response headers, with the trailers folded in as Connect unary does. */
+function withTrailers(context: LeanContext): Headers {
+  const header = context.responseHeader;
+  context.trailerIfAny?.forEach((value, key) => header.set(`trailer-${key}`, value));
+  return header;
+}
+
+async function readBody(request: FastRequest, limit: number): Promise<Uint8Array> {
+  const tooLarge = () =>
+    new ConnectError(
+      `message size is larger than configured readMaxBytes ${limit}`,
+      Code.ResourceExhausted,
+    );
+  const declared = Number(request.header.get("content-length") ?? NaN);
+  if (declared > limit) throw tooLarge();
+  const whole = request[readWholeBody];
+  if (whole && !Number.isNaN(declared)) return await whole();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > limit) throw tooLarge();
+    chunks.push(chunk);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
