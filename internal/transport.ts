@@ -10,6 +10,7 @@ import type { CommonTransportOptions, UniversalClientFn } from "@connectrpc/conn
 import { createTransport as createConnect } from "@connectrpc/connect/protocol-connect";
 import { createTransport as createGrpc } from "@connectrpc/connect/protocol-grpc";
 import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-grpc-web";
+import { leanConnectUnary, type PostBytes } from "./fast_client.ts";
 import { openHttpClient } from "./runtime/deno.ts";
 
 /** The wire protocol a host uses to call a plugin. */
@@ -96,8 +97,30 @@ export function createPluginTransport(
     writeMaxBytes: 0xffffffff,
   };
   const create = { connect: createConnect, grpc: createGrpc, "grpc-web": createGrpcWeb }[protocol];
+  let transport = create(transportOptions);
+  if (protocol === "connect") {
+    const post: PostBytes = http.post ?? (async (url, header, body, signal) => {
+      const response = await http.client({ url, method: "POST", header, body: once(body), signal });
+      return {
+        status: response.status,
+        header: response.header,
+        body: await concat(response.body),
+      };
+    });
+    const unary = leanConnectUnary({
+      baseUrl: baseUrl.href,
+      post: (url, header, body, signal) => {
+        if (closed) throw unavailable("its connection is closed");
+        return post(url, header, body, signal);
+      },
+      token: options.token,
+      onNoAnswer: asUnavailable,
+      onResponse,
+    });
+    transport = { stream: transport.stream, unary: unary as Transport["unary"] };
+  }
   return {
-    transport: create(transportOptions),
+    transport,
     close() {
       if (closed) return;
       closed = true;
@@ -113,4 +136,25 @@ function bearer(token: string): Interceptor {
     request.header.set("authorization", value);
     return next(request);
   };
+}
+
+async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}
+
+async function concat(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of chunks) {
+    parts.push(chunk);
+    size += chunk.length;
+  }
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }

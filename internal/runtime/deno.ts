@@ -421,5 +421,15 @@ export function openHttpClient(
   return {
     client: createFetchClient((input, init) => fetch(input, { ...init, client: http })),
     close: () => http.close(),
+    async post(url, header, body, signal) {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: header,
+        body: body as Uint8Array<ArrayBuffer>,
+        signal,
+        client: http,
+      });
+      return { status: response.status, header: response.headers, body: await response.bytes() };
+    },
   };
 }

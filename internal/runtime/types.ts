@@ -71,4 +71,11 @@ export interface PluginHttpClient {
   readonly client: UniversalClientFn;
   /** Drops every connection at once (no GOAWAY dance). */
   close(): void;
+  /** A whole-body POST, where the runtime has a faster way than `client`. */
+  readonly post?: (
+    url: string,
+    header: Headers,
+    body: Uint8Array,
+    signal: AbortSignal | undefined,
+  ) => Promise<{ status: number; header: Headers; body: Uint8Array }>;
 }
