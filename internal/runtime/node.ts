@@ -422,5 +422,43 @@ export function openHttpClient(
   return {
     client: createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessions }),
     close: () => sessions.abort(),
+    async post(url, header, body, signal) {
+      const { pathname, search } = new URL(url);
+      const headers: http2.OutgoingHttpHeaders = {};
+      header.forEach((value, key) => (headers[key] = value));
+      const stream = await sessions.request("POST", pathname + search, headers, {});
+      return await new Promise((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        let status = 0;
+        const responseHeader = new Headers();
+        const onAbort = () => stream.close(http2.constants.NGHTTP2_CANCEL);
+        signal?.addEventListener("abort", onAbort, { once: true });
+        const settle = () => signal?.removeEventListener("abort", onAbort);
+        stream.once("response", (h) => {
+          status = Number(h[":status"]);
+          for (const [key, value] of Object.entries(h)) {
+            if (key.startsWith(":") || value === undefined) continue;
+            responseHeader.set(key, Array.isArray(value) ? value.join(", ") : String(value));
+          }
+        });
+        stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+        stream.once("end", () => {
+          settle();
+          // A stream cancelled or cut off before any response ends without a status.
+          if (status === 0) reject(new Error("the HTTP/2 stream ended without a response"));
+          else resolve({ status, header: responseHeader, body: Buffer.concat(chunks) });
+        });
+        stream.once("error", (error) => {
+          settle();
+          reject(error);
+        });
+        stream.once("close", () => {
+          settle();
+          // After "end" this does nothing; otherwise the stream was reset under us.
+          reject(new Error(`HTTP/2 stream closed with code ${stream.rstCode}`));
+        });
+        stream.end(body);
+      });
+    },
   };
 }
