@@ -247,6 +247,18 @@ export async function serve<
   const X extends readonly DescService[] = [],
 >(options: ServeOptions<S, X>): Promise<PluginServer> {
   assertPingable(options.service);
+  for (
+    const [key, value] of Object.entries({
+      readMaxBytes: options.readMaxBytes,
+      shutdownGraceMs: options.shutdownGraceMs,
+      headerTimeoutMs: options.headerTimeoutMs,
+    })
+  ) {
+    const least = key === "shutdownGraceMs" ? 0 : 1;
+    if (value !== undefined && !(value >= least)) {
+      throw new TypeError(`serve: ${key} must be a number of at least ${least}, not ${value}`);
+    }
+  }
   const address = parseBindUrl(options.bind);
   const logger = options.logger ?? stderrLogger(parseLogLevel("info"));
   const cancelCalls = new AbortController();

@@ -91,7 +91,16 @@ export async function allocatePort(): Promise<number> {
 const recentPorts = new Map<number, number>();
 const RECENT_PORT_MS = 60_000;
 
-/** How {@linkcode spawn} talks to a plugin: `auto` pings with Connect and falls back to gRPC. */
+/**
+ * How {@linkcode spawn} talks to a plugin: `auto` pings with Connect and falls back to
+ * gRPC.
+ *
+ * @example
+ * ```ts
+ * import type { Protocol } from "@ftl-ts/plugin/host";
+ * const protocol: Protocol = "auto";
+ * ```
+ */
 export type Protocol = "auto" | WireProtocol;
 
 /**
@@ -321,6 +330,20 @@ export async function spawn<
   if (!options.name) throw new TypeError("spawn: name is required");
   if (!options.exe) throw new TypeError("spawn: exe is required");
   if (!options.dir) throw new TypeError("spawn: dir is required");
+  if (options.startTimeout !== undefined && !(options.startTimeout > 0)) {
+    throw new TypeError(
+      `spawn: startTimeout must be a positive number of ms, not ${options.startTimeout}`,
+    );
+  }
+  const unsafeFileName = !/^[\w.-]+$/.test(options.name) || /^\.\.?$/.test(options.name);
+  if (options.bind === "unix" && unsafeFileName) {
+    // The name becomes a file name (<dir>/.ftl/<name>.sock): no path tricks.
+    throw new TypeError(
+      `spawn: name ${
+        JSON.stringify(options.name)
+      } cannot name a socket file: use letters, digits, ".", "_" or "-"`,
+    );
+  }
   const { name } = options;
   const logger = options.logger ?? defaultLogger();
   const pluginLogger = logger.scope(name);
@@ -397,6 +420,9 @@ export async function spawn<
 
   let stopping: Promise<ProcessExit> | undefined;
   const stop = ({ graceMs = DEFAULT_STOP_GRACE_MS } = {}): Promise<ProcessExit> => {
+    if (!(graceMs >= 0)) {
+      return Promise.reject(new TypeError(`stop: graceMs must be 0 or more, not ${graceMs}`));
+    }
     stopping ??= stopChild(child, exited, transports, graceMs);
     return stopping;
   };

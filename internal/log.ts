@@ -28,7 +28,16 @@ export const LogLevel = {
 /** One of the numeric values of {@linkcode LogLevel}. */
 export type LogLevel = typeof LogLevel[keyof typeof LogLevel];
 
-/** Textual level names accepted by `LOG_LEVEL` and `--log-level`. */
+/**
+ * Textual level names accepted by `LOG_LEVEL` and `--log-level`.
+ *
+ * @example
+ * ```ts
+ * import { type LogLevelName, parseLogLevel } from "./log.ts";
+ * const name: LogLevelName = "warn";
+ * console.assert(parseLogLevel(name) === 13);
+ * ```
+ */
 export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error";
 
 // Highest first, so the first level at or below a number is the nearest.
@@ -77,7 +86,16 @@ export function logLevelName(level: number): LogLevelName | "default" {
   return NAMED.find(([, value]) => level >= value)?.[0] ?? "default";
 }
 
-/** One log record as carried on the wire. */
+/**
+ * One log record as carried on the wire.
+ *
+ * @example
+ * ```ts
+ * import { encodeLogEntry, type LogEntry } from "./log.ts";
+ * const entry: LogEntry = { level: 9, attributes: { scope: "echo" }, message: "ready" };
+ * console.assert(encodeLogEntry(entry).startsWith('{"level":9'));
+ * ```
+ */
 export interface LogEntry {
   /** Numeric level; see {@linkcode LogLevel}. */
   level: number;
@@ -245,10 +263,30 @@ export function errorText(error: unknown): string {
   return parts.join(": ");
 }
 
-/** Line encoding used by a {@linkcode Logger}. */
+/**
+ * Line encoding used by a {@linkcode Logger}: FTL's JSON lines, or text for people.
+ *
+ * @example
+ * ```ts
+ * import { Logger, type LogFormat } from "./log.ts";
+ * const format: LogFormat = "text";
+ * new Logger({ format, write: () => {} }).info("hello");
+ * ```
+ */
 export type LogFormat = "json" | "text";
 
-/** Options for constructing a {@linkcode Logger}. */
+/**
+ * Options for constructing a {@linkcode Logger}.
+ *
+ * @example
+ * ```ts
+ * import { Logger, type LoggerOptions } from "./log.ts";
+ * const lines: string[] = [];
+ * const options: LoggerOptions = { level: 5, write: (line) => lines.push(line) };
+ * new Logger(options).debug("kept");
+ * console.assert(lines.length === 1);
+ * ```
+ */
 export interface LoggerOptions {
   /**
    * Minimum level written.

@@ -30,7 +30,15 @@ import type { Logger } from "./log.ts";
 import { type FastRoute, fastUnaryRoute } from "./fast_unary.ts";
 import { reflectionServices } from "./reflection.ts";
 
-/** A fetch-style handler for a path outside the RPC services. */
+/**
+ * A fetch-style handler for a path outside the RPC services.
+ *
+ * @example
+ * ```ts
+ * import type { ExtraHandler } from "./router.ts";
+ * const metrics: ExtraHandler = () => new Response("up 1\n");
+ * ```
+ */
 export type ExtraHandler = (request: Request) => Response | Promise<Response>;
 
 /** A service descriptor with the object implementing it. */

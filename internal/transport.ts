@@ -13,7 +13,15 @@ import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-g
 import { leanConnectUnary, type PostBytes } from "./fast_client.ts";
 import { openHttpClient } from "./runtime/deno.ts";
 
-/** The wire protocol a host uses to call a plugin. */
+/**
+ * The wire protocol a host uses to call a plugin.
+ *
+ * @example
+ * ```ts
+ * import type { WireProtocol } from "./transport.ts";
+ * const forGoGuests: WireProtocol = "grpc";
+ * ```
+ */
 export type WireProtocol = "connect" | "grpc" | "grpc-web";
 
 /** A transport to one plugin and the means to close its connections. */

@@ -36,6 +36,17 @@ async function startEcho(
 }
 
 describe("serve()", () => {
+  it("rejects bad options and bind addresses with a clear error", async () => {
+    const base = { service: EchoService, implementation: echoImplementation("") };
+    await assert.rejects(serve({ ...base, bind: "ftp://x:1" }), /must use http:\/\/ or unix:\/\//);
+    await assert.rejects(serve({ ...base, bind: "http://127.0.0.1" }), /has no port/);
+    await assert.rejects(serve({ ...base, bind: "unix://relative" }), /unix:\/\/\/absolute/);
+    await assert.rejects(
+      serve({ ...base, bind: "http://127.0.0.1:0", readMaxBytes: 0 }),
+      /readMaxBytes must be a number of at least 1/,
+    );
+  });
+
   it("answers Connect JSON over HTTP/1.1", async () => {
     await using server = await startEcho();
     const response = await fetch(new URL("/echo.v1.EchoService/Echo", server.url), {

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn as spawnProcess } from "node:child_process";
+import { type ChildProcess, spawn as spawnProcess } from "node:child_process";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { Code, type ConnectError } from "@connectrpc/connect";
@@ -13,7 +13,7 @@ import {
 } from "../host.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
-import { LogLevel } from "../internal/log.ts";
+import { type LogEntry, LogLevel } from "../internal/log.ts";
 import { TRUNCATION_MARKER } from "../internal/log_lines.ts";
 import {
   groupMembers,
@@ -70,6 +70,25 @@ describe("spawn()", () => {
       assert.ok(isGone(forked), "the forked child was killed with its group");
     });
     assert.deepEqual(groupMembers(pid), []);
+  });
+
+  it("rejects bad options before starting anything", async () => {
+    const base = { name: "test", dir: "/tmp", ...testPlugin, service: EchoService };
+    await assert.rejects(spawn({ ...base, exe: "" }), /exe is required/);
+    await assert.rejects(spawn({ ...base, startTimeout: -1 }), /startTimeout must be a positive/);
+    await assert.rejects(
+      spawn({ ...base, name: "../evil", bind: "unix" }),
+      /cannot name a socket file/,
+    );
+    await assert.rejects(
+      spawn({
+        ...base,
+        exe: "/nonexistent/plugin",
+        workingDir: false,
+        logger: memoryLogger().logger,
+      }),
+      /cannot run \/nonexistent\/plugin: no such file/,
+    );
   });
 
   it("passes FTL_BIND, FTL_WORKING_DIR (0700) and a pid file, and removes the pid file", async () => {
@@ -176,25 +195,31 @@ describe("spawn()", () => {
     });
   });
 
-  it("kills the live old plugin a stale pid file names", async () => {
+  /** Spawns and stops the test plugin in a dir whose pid file names `stale`'s pid. */
+  async function spawnOverStalePidFile(stale: ChildProcess): Promise<LogEntry[]> {
     using dir = tempDir();
     const { logger, entries } = memoryLogger();
+    mkdirSync(`${dir.path}/.ftl`);
+    writeFileSync(`${dir.path}/.ftl/${runtime.split("/").pop()}.pid`, `${stale.pid}\n`);
+    const plugin = await spawn({
+      name: "test",
+      dir: dir.path,
+      ...testPlugin,
+      service: EchoService,
+      logger,
+    });
+    await plugin.stop();
+    return entries;
+  }
+
+  it("kills the live old plugin a stale pid file names", async () => {
     const old = spawnProcess(testPlugin.exe, testPlugin.args, {
       env: { ...process.env, TEST_NEVER_LISTEN: "1" },
       stdio: "ignore",
     });
     const oldClosed = new Promise((resolve) => old.once("close", resolve));
     try {
-      mkdirSync(`${dir.path}/.ftl`);
-      writeFileSync(`${dir.path}/.ftl/${runtime.split("/").pop()}.pid`, `${old.pid}\n`);
-      const plugin = await spawn({
-        name: "test",
-        dir: dir.path,
-        ...testPlugin,
-        service: EchoService,
-        logger,
-      });
-      await plugin.stop();
+      const entries = await spawnOverStalePidFile(old);
       assert.ok(await waitUntil(() => isGone(old.pid!), 2_000), "the old plugin still runs");
       assert.ok(
         entries.some((e) => e.message.startsWith(`killing stale plugin process ${old.pid}`)),
@@ -206,21 +231,10 @@ describe("spawn()", () => {
   });
 
   it("leaves alone an unrelated process that a stale pid file names", async () => {
-    using dir = tempDir();
-    const { logger, entries } = memoryLogger();
     const unrelated = spawnProcess("sleep", ["30"], { stdio: "ignore" });
     const closed = new Promise((resolve) => unrelated.once("close", resolve));
     try {
-      mkdirSync(`${dir.path}/.ftl`);
-      writeFileSync(`${dir.path}/.ftl/${runtime.split("/").pop()}.pid`, `${unrelated.pid}\n`);
-      const plugin = await spawn({
-        name: "test",
-        dir: dir.path,
-        ...testPlugin,
-        service: EchoService,
-        logger,
-      });
-      await plugin.stop();
+      const entries = await spawnOverStalePidFile(unrelated);
       assert.ok(!isGone(unrelated.pid!), "the unrelated process was killed");
       const warning = entries.find((e) =>
         e.level === LogLevel.Warn && /leaving it alone/.test(e.message)

@@ -29,14 +29,7 @@ import type {
   SpawnChildOptions,
 } from "./types.ts";
 
-export type {
-  Child,
-  HttpServer,
-  PluginHttpClient,
-  ProcessExit,
-  ServeHttpOptions,
-  SpawnChildOptions,
-} from "./types.ts";
+export type * from "./types.ts";
 
 /** The runtime this build of the library runs on. */
 export const runtimeName: "deno" | "node" = "node";

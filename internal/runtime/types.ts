@@ -33,7 +33,15 @@ export interface HttpServer {
   readonly finished: Promise<void>;
 }
 
-/** How a child process ended. */
+/**
+ * How a child process ended.
+ *
+ * @example
+ * ```ts
+ * import type { ProcessExit } from "./types.ts";
+ * const killed: ProcessExit = { code: null, signal: "SIGKILL" };
+ * ```
+ */
 export interface ProcessExit {
   /** The exit code, or null when a signal ended it. */
   code: number | null;
