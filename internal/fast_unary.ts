@@ -1,10 +1,11 @@
 /**
- * A lean path for the commonest call a plugin gets: a Connect unary request in binary,
- * uncompressed, without a timeout. It does what connect-es's handler does for such a
- * call (request gate before the body is read, read limit, parse, implementation,
- * headers and `trailer-` headers, errors as Connect JSON with their HTTP status)
- * without its per-call async iterators and stream plumbing. Anything else (JSON,
- * compression, timeouts, GET, gRPC, gRPC-Web, streaming) goes to connect-es.
+ * A lean path for the commonest call a plugin gets: a Connect or gRPC unary request in
+ * binary, uncompressed, without a timeout (gRPC only where the runtime can send
+ * trailers). It does what connect-es's handler does for such a call (request gate
+ * before the body is read, read limit, parse, implementation, headers and trailers,
+ * errors as Connect JSON with their HTTP status or as gRPC trailers) without its
+ * per-call async iterators and stream plumbing. Anything else (JSON, compression,
+ * timeouts, GET, gRPC-Web, streaming) goes to connect-es.
  *
  * @module
  */
@@ -18,6 +19,7 @@ import {
 } from "@connectrpc/connect";
 import type { UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 
 /**
  * On a universal response body: the whole body as bytes, so that a runtime can send it
@@ -49,6 +51,8 @@ function bodyOf(bytes: Uint8Array): WholeBody {
 export interface FastUnaryOptions {
   readMaxBytes: number;
   shutdownSignal: AbortSignal;
+  /** Whether gRPC may take the lean path too (the runtime can send trailers). */
+  grpc?: boolean;
   /** Runs before the body is read, as connect-es's requestGate does. */
   gate?: (context: HandlerContext) => void;
   /** Turns anything a handler throws into the ConnectError the caller gets. */
@@ -58,16 +62,70 @@ export interface FastUnaryOptions {
 /** A route answering eligible requests, or `undefined` to let connect-es answer. */
 export type FastRoute = (request: FastRequest) => Promise<UniversalServerResponse | undefined>;
 
-/** Whether connect-es's own handler must answer this request. */
-function needsFullHandler(request: UniversalServerRequest): boolean {
+type Protocol = "connect" | "grpc";
+
+/**
+ * Which lean path a request may take, or `undefined` if connect-es's own handler must
+ * answer it (JSON, compression, timeouts, GET, gRPC-Web, or gRPC where the runtime
+ * cannot send trailers).
+ */
+function leanProtocol(request: UniversalServerRequest, grpc: boolean): Protocol | undefined {
+  if (request.method !== "POST") return undefined;
   const h = request.header;
-  if (request.method !== "POST" || h.get("content-type") !== "application/proto") return true;
-  const encoding = h.get("content-encoding");
-  if (encoding !== null && encoding !== "identity") return true;
-  if (h.has("connect-timeout-ms")) return true;
-  const version = h.get("connect-protocol-version");
-  return version !== null && version !== "1";
+  const type = h.get("content-type");
+  if (type === "application/proto") {
+    const encoding = h.get("content-encoding");
+    if (encoding !== null && encoding !== "identity") return undefined;
+    if (h.has("connect-timeout-ms")) return undefined;
+    const version = h.get("connect-protocol-version");
+    return version === null || version === "1" ? "connect" : undefined;
+  }
+  if (grpc && (type === "application/grpc" || type === "application/grpc+proto")) {
+    const encoding = h.get("grpc-encoding");
+    if (encoding !== null && encoding !== "identity") return undefined;
+    return h.has("grpc-timeout") ? undefined : "grpc";
+  }
+  return undefined;
 }
+
+/** The message in a unary gRPC request body: exactly one uncompressed envelope. */
+function unwrapGrpcEnvelope(bytes: Uint8Array, method: string): Uint8Array {
+  if (bytes.length === 0) {
+    throw new ConnectError(
+      `protocol error: missing input message for ${method} method`,
+      Code.Unimplemented,
+    );
+  }
+  if (bytes.length < 5) {
+    throw new ConnectError("protocol error: incomplete envelope", Code.Internal);
+  }
+  if (bytes[0] & 0b1) {
+    throw new ConnectError(
+      "received compressed envelope, but do not know how to decompress",
+      Code.Internal,
+    );
+  }
+  const length = new DataView(bytes.buffer, bytes.byteOffset, 5).getUint32(1);
+  if (bytes.length < 5 + length) {
+    throw new ConnectError("protocol error: incomplete envelope", Code.Internal);
+  }
+  if (bytes.length > 5 + length) {
+    throw new ConnectError(
+      `protocol error: received extra input message for ${method} method`,
+      Code.Unimplemented,
+    );
+  }
+  return bytes.subarray(5);
+}
+
+function grpcEnvelope(message: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + message.length);
+  new DataView(out.buffer).setUint32(1, message.length);
+  out.set(message, 5);
+  return out;
+}
+
+const empty = new Uint8Array(0);
 
 /** Builds the fast route of one unary method. */
 export function fastUnaryRoute(
@@ -76,28 +134,50 @@ export function fastUnaryRoute(
   options: FastUnaryOptions,
 ): FastRoute {
   const procedure = `/${method.parent.typeName}/${method.name}`;
+  const grpc = options.grpc ?? false;
   return async (request) => {
-    if (needsFullHandler(request)) return undefined;
-    const context = new LeanContext(method, request, options.shutdownSignal);
+    const protocol = leanProtocol(request, grpc);
+    if (protocol === undefined) return undefined;
+    const context = new LeanContext(method, request, options.shutdownSignal, protocol);
     try {
       options.gate?.(context);
-      const bytes = await readBody(request, options.readMaxBytes);
+      let bytes = await readBody(request, options.readMaxBytes);
+      if (protocol === "grpc") bytes = unwrapGrpcEnvelope(bytes, method.methodKind);
       let input;
       try {
         input = fromBinary(method.input, bytes);
       } catch (error) {
-        throw new ConnectError(`parse binary: ${String(error)}`, Code.InvalidArgument);
+        // As connect-es (and grpc-go) answer a message that does not parse.
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ConnectError(`parse binary: ${reason}`, Code.Internal);
       }
       let output = await implementation(input, context);
       if (!isMessage(output, method.output)) output = create(method.output, output as never);
       const body = toBinary(method.output, output as never);
       context.finish();
+      if (protocol === "grpc") {
+        const trailer = context.trailerIfAny;
+        return {
+          status: 200,
+          header: context.headerToSend,
+          body: bodyOf(grpcEnvelope(body)),
+          trailer: trailer ? setTrailerStatus(trailer, undefined) : grpcOk,
+        };
+      }
       return { status: 200, header: withTrailers(context), body: bodyOf(body) };
     } catch (thrown) {
       const error = options.toConnectError(thrown, context.signalIfAny, procedure);
       context.finish(error);
+      if (protocol === "grpc") {
+        return {
+          status: 200,
+          header: context.headerToSend,
+          body: bodyOf(empty),
+          trailer: setTrailerStatus(context.trailerIfAny ?? new Headers(), error),
+        };
+      }
+      context.responseHeader.set("content-type", "application/json");
       const header = withTrailers(context);
-      header.set("content-type", "application/json");
       error.metadata.forEach((value, key) => header.set(key, value));
       return {
         status: codeToHttpStatus(error.code),
@@ -116,22 +196,22 @@ export function fastUnaryRoute(
 class LeanContext implements HandlerContext {
   readonly service: HandlerContext["service"];
   readonly requestMethod = "POST";
-  readonly protocolName = "connect";
   readonly url: string;
   readonly requestHeader: Headers;
-  readonly responseHeader: Headers = new Headers({ "content-type": "application/proto" });
   readonly timeoutMs = (): undefined => undefined;
   #request: UniversalServerRequest;
   #shutdown: AbortSignal;
   #controller?: AbortController;
   #detach?: () => void;
   #trailer?: Headers;
+  #header?: Headers;
   #values?: ContextValues;
 
   constructor(
     readonly method: DescMethodUnary,
     request: UniversalServerRequest,
     shutdown: AbortSignal,
+    readonly protocolName: Protocol,
   ) {
     this.service = method.parent;
     this.url = request.url;
@@ -164,6 +244,18 @@ class LeanContext implements HandlerContext {
     return this.#controller?.signal ?? this.#shutdown;
   }
 
+  get responseHeader(): Headers {
+    return (this.#header ??= new Headers(defaultHeader[this.protocolName]));
+  }
+
+  /**
+   * The response headers to send. Untouched, they are a shared instance that only the
+   * runtime reads: one Headers less per call.
+   */
+  get headerToSend(): Headers {
+    return this.#header ?? defaultHeader[this.protocolName];
+  }
+
   get responseTrailer(): Headers {
     return (this.#trailer ??= new Headers());
   }
@@ -183,8 +275,15 @@ class LeanContext implements HandlerContext {
   }
 }
 
+const defaultHeader: Record<Protocol, Headers> = {
+  connect: new Headers({ "content-type": "application/proto" }),
+  grpc: new Headers({ "content-type": "application/grpc+proto" }),
+};
+const grpcOk: Headers = setTrailerStatus(new Headers(), undefined);
+
 /** The response headers, with the trailers folded in as Connect unary does. */
 function withTrailers(context: LeanContext): Headers {
+  if (!context.trailerIfAny) return context.headerToSend;
   const header = context.responseHeader;
   context.trailerIfAny?.forEach((value, key) => header.set(`trailer-${key}`, value));
   return header;

@@ -87,6 +87,7 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
   const fastOptions = {
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: options.shutdownSignal,
+    grpc: options.trailers,
     gate: options.token === undefined ? undefined : tokenGate(options.token),
     toConnectError: errorConverter(options.logger),
   };

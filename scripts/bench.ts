@@ -457,10 +457,19 @@ async function logForwarding(): Promise<{ ours: number; plain: number; mbPerSeco
 
 // ---------------------------------------------------------------- run and report
 
-// `--only=5` runs one section (no report is written then), for quick looks.
+// `--only=N` runs section N alone (no report is written then), for quick looks.
 const only = Deno.args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
-if (only === "5") {
-  await logForwarding();
+if (only) {
+  const sections: Record<string, () => Promise<unknown>> = {
+    "1": guestThroughput,
+    "2": roundTrips,
+    "3": spawnToReady,
+    "4": fiftyAtOnce,
+    "5": logForwarding,
+  };
+  const section = sections[only];
+  if (!section) throw new Error(`--only takes 1 to 5, not ${JSON.stringify(only)}`);
+  await section();
   Deno.exit(0);
 }
 console.log(`# 1. guest unary throughput (h2load -n ${requests} -c 4 -m 16)`);

@@ -163,8 +163,13 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
     if (address.kind === "unix") {
       // A socket file left by an earlier run would make the bind fail.
       await Deno.remove(address.path).catch(() => {});
-      const server = Deno.serve({ ...common, path: address.path }, handler);
-      await Deno.chmod(address.path, 0o600);
+      // Bound under a private name, made 0600, then moved into place: a client never
+      // finds the socket before its mode is set.
+      const staging = `${address.path}~`;
+      await Deno.remove(staging).catch(() => {});
+      const server = Deno.serve({ ...common, path: staging }, handler);
+      await Deno.chmod(staging, 0o600);
+      await Deno.rename(staging, address.path);
       return {
         address,
         shutdown: () => server.shutdown(),

@@ -7,19 +7,20 @@
  */
 import process from "node:process";
 import { spawn } from "node:child_process";
-import { chmod, mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, realpath, rename, rm, writeFile } from "node:fs/promises";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import { connect as connectUnix, createServer as createNetServer, type Socket } from "node:net";
-import { Duplex, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   createNodeHttpClient,
   Http2SessionManager,
-  universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
+import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { BindAddress } from "../bind.ts";
-import { type WholeBody, wholeBody } from "../fast_unary.ts";
+import { type FastRequest, readWholeBody, type WholeBody, wholeBody } from "../fast_unary.ts";
 import type {
   Child,
   HttpServer,
@@ -142,7 +143,7 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       inFlight--;
       if (inFlight === 0) { for (const resolve of whenIdle) resolve(); }
     });
-    const request = universalRequestFromNodeRequest(req, res, undefined, undefined);
+    const request = leanRequest(req, res);
     options.handler(request)
       .then((response) => {
         const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
@@ -150,6 +151,11 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
         // The whole body is at hand: no need to stream it through an iterator.
         res.statusCode = response.status;
         response.header?.forEach((value, key) => res.setHeader(key, value));
+        if (response.trailer) {
+          const trailer: Record<string, string> = {};
+          response.trailer.forEach((value, key) => trailer[key] = value);
+          res.addTrailers(trailer);
+        }
         res.end(whole);
       })
       .catch((error) => {
@@ -163,7 +169,33 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
         }
       });
   };
-  const h2 = http2.createServer({}, onRequest);
+  // HTTP/2 on node:http2's stream API: its compatibility layer (a request and a
+  // response object, each a full Node stream, per call) cost a third of a call.
+  const h2 = http2.createServer({});
+  h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    inFlight++;
+    // A reset or write error ends the call through its signal; unheard, it would crash.
+    stream.on("error", () => {});
+    stream.once("close", () => {
+      inFlight--;
+      if (inFlight === 0) { for (const resolve of whenIdle) resolve(); }
+    });
+    let request: FastRequest;
+    try {
+      request = leanStreamRequest(stream, headers);
+    } catch (error) {
+      options.onError(error);
+      respondPlain(stream, 400, "bad request\n");
+      return;
+    }
+    options.handler(request)
+      .then((response) => writeToStream(response, stream))
+      .catch((error) => {
+        options.onError(error);
+        if (!stream.headersSent) respondPlain(stream, 500, "internal error\n");
+        else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      });
+  });
   const h1 = http.createServer(
     { connectionsCheckingInterval: Math.min(30_000, options.headerTimeoutMs) },
     onRequest,
@@ -189,12 +221,14 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
     socket.once("close", () => clearTimeout(deadline));
     socket.once("data", (first: Buffer) => {
       socket.pause();
+      // Both parsers pick up bytes put back: node:http reads them from the stream, and
+      // node:http2 feeds whatever is buffered to its session before reading the native handle.
+      socket.unshift(first);
       if (startsLikeHttp2(first)) {
-        h2.emit("connection", withFirstChunk(socket, first));
+        h2.emit("connection", socket);
         // node:http2 announces the session synchronously, so this one is ours.
         newestSession?.once("stream", () => clearTimeout(deadline));
       } else {
-        socket.unshift(first);
         h1.emit("connection", socket);
         socket.resume();
       }
@@ -205,7 +239,13 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
   const { address } = options;
   const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
   // A socket file left by an earlier run would make the bind fail.
-  if (address.kind === "unix") await rm(address.path, { force: true });
+  // Bound under a private name, made 0600, then moved into place: a client never finds
+  // the socket before its mode is set.
+  const staging = address.kind === "unix" ? `${address.path}~` : "";
+  if (address.kind === "unix") {
+    await rm(address.path, { force: true });
+    await rm(staging, { force: true });
+  }
   return new Promise((resolve, reject) => {
     server.once("error", (error: Error) => {
       reject(new Error(`cannot listen on ${where}: ${error.message}`, { cause: error }));
@@ -213,7 +253,8 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
     const onListening = async () => {
       let bound: BindAddress = address;
       if (address.kind === "unix") {
-        await chmod(address.path, 0o600);
+        await chmod(staging, 0o600);
+        await rename(staging, address.path);
       } else {
         const info = server.address();
         const port = typeof info === "object" && info ? info.port : address.port;
@@ -234,34 +275,279 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
         },
       });
     };
-    if (address.kind === "unix") server.listen(address.path, onListening);
+    if (address.kind === "unix") server.listen(staging, onListening);
     else server.listen(address.port, address.hostname, onListening);
   });
 }
 
+function respondPlain(stream: http2.ServerHttp2Stream, status: number, text: string): void {
+  if (stream.destroyed) return;
+  stream.respond({ ":status": status, "content-type": "text/plain" });
+  stream.end(text);
+}
+
+/** Node's outgoing header object for a Headers, with `:status` when given. */
+function nodeHeadersOf(header: Headers | undefined, status?: number): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = status === undefined ? {} : { ":status": status };
+  header?.forEach((value, key) => out[key] = value);
+  return out;
+}
+
 /**
- * The socket as a JS stream that yields `first` before the rest. node:http2 reads a
- * net.Socket through its native handle, which would skip bytes already read (and
- * node:http's reader would too, but it picks up unshifted data; node:http2 does not).
+ * Sends a universal response on an HTTP/2 stream: headers when the first body chunk is
+ * ready (so a handler can still add headers until then), the body with backpressure,
+ * then the trailers. A stream that goes away stops the body's iterator.
  */
-function withFirstChunk(socket: Socket, first: Buffer): Duplex {
-  const duplex = new Duplex({
-    read: () => void socket.resume(),
-    write: (chunk, encoding, callback) => void socket.write(chunk, encoding, callback),
-    final: (callback) => void socket.end(callback),
-    destroy: (error, callback) => {
-      socket.destroy(error ?? undefined);
-      callback(error);
+async function writeToStream(
+  response: UniversalServerResponse,
+  stream: http2.ServerHttp2Stream,
+): Promise<void> {
+  const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
+  const respond = (length?: number) => {
+    const trailer = response.trailer;
+    const head = nodeHeadersOf(response.header, response.status);
+    if (length !== undefined && trailer === undefined) head["content-length"] = length;
+    stream.respond(head, { waitForTrailers: trailer !== undefined });
+    if (trailer) stream.once("wantTrailers", () => stream.sendTrailers(nodeHeadersOf(trailer)));
+  };
+  if (whole || !response.body) {
+    if (stream.destroyed) return;
+    respond(whole?.length ?? 0);
+    stream.end(whole);
+    return;
+  }
+  const it = response.body[Symbol.asyncIterator]();
+  try {
+    let chunk = await it.next();
+    if (stream.destroyed) return;
+    respond();
+    for (; !chunk.done; chunk = await it.next()) {
+      if (stream.destroyed) return;
+      if (!stream.write(chunk.value)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            stream.off("drain", done);
+            stream.off("close", done);
+            resolve();
+          };
+          stream.on("drain", done);
+          stream.on("close", done);
+        });
+      }
+    }
+    if (!stream.destroyed) stream.end();
+  } finally {
+    // Ends the handler's side too when the client went away mid-stream.
+    await it.return?.().catch(() => {});
+  }
+}
+
+/** {@linkcode leanRequest} for node:http2's stream API. */
+function leanStreamRequest(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+): FastRequest {
+  let header: Headers | undefined;
+  let controller: AbortController | undefined;
+  const path = headers[":path"] ?? "";
+  const authority = headers[":authority"] ?? headers.host;
+  if (authority === undefined) {
+    throw new ConnectError("the request names no authority (no :authority or Host)", Code.Internal);
+  }
+  return {
+    httpVersion: "2.0",
+    method: headers[":method"] ?? "",
+    url: path.startsWith("/")
+      ? `http://${authority}${path}`
+      : new URL(path, `http://${authority}`).href,
+    get header() {
+      return (header ??= new NodeHeaders(headers));
     },
+    get body() {
+      // Not the stream itself: leaving its iterator early (connect-es does, on a bad
+      // message) would destroy it, resetting the call before its error is sent.
+      return stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
+    },
+    get signal() {
+      if (!controller) {
+        const call = new AbortController();
+        controller = call;
+        // As connect-node: the signal aborts when the stream closes, for whatever reason.
+        if (stream.closed) call.abort(resetCodeError(stream.rstCode));
+        else stream.once("close", () => call.abort(resetCodeError(stream.rstCode)));
+      }
+      return controller.signal;
+    },
+    [readWholeBody]: () => wholeBodyOf(stream),
+  } as FastRequest;
+}
+
+const unfilled: unique symbol = Symbol("unfilled");
+
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/**
+ * A universal request over Node's, as connect-node's `universalRequestFromNodeRequest`
+ * makes, except that the headers, body iterator and signal are made only when asked
+ * for (most unary calls never ask for the signal, whose abort costs a DOMException),
+ * and the whole body can be read at once.
+ */
+function leanRequest(req: NodeRequest, res: NodeResponse): FastRequest {
+  let header: Headers | undefined;
+  let controller: AbortController | undefined;
+  let ended: { reason: unknown } | undefined;
+  const end = (reason: unknown) => {
+    if (ended) return;
+    ended = { reason };
+    controller?.abort(reason);
+  };
+  if ("stream" in req) {
+    req.once("close", () => end(resetCodeError(req.stream.rstCode)));
+  } else {
+    // Node closes an HTTP/1.1 request once its body is read: the response's close is the end.
+    const onError = (error: Error) => end(nodeReasonError(error));
+    req.once("error", onError);
+    res.once("close", () => {
+      req.off("error", onError);
+      end(req.errored ? nodeReasonError(req.errored) : undefined);
+    });
+  }
+  const path = req.url ?? "";
+  const authority = ("authority" in req ? req.authority : undefined) ?? req.headers.host;
+  if (authority === undefined) {
+    throw new ConnectError("the request names no authority (no :authority or Host)", Code.Internal);
+  }
+  return {
+    httpVersion: req.httpVersion,
+    method: req.method ?? "",
+    url: path.startsWith("/")
+      ? `http://${authority}${path}`
+      : new URL(path, `http://${authority}`).href,
+    get header() {
+      return (header ??= new NodeHeaders(req.headers));
+    },
+    get body() {
+      return req as AsyncIterable<Uint8Array>;
+    },
+    get signal() {
+      if (!controller) {
+        controller = new AbortController();
+        if (ended) controller.abort(ended.reason);
+      }
+      return controller.signal;
+    },
+    [readWholeBody]: () => wholeBodyOf(req),
+  } as FastRequest;
+}
+
+/**
+ * A real Headers over Node's header object, filled on first use. Until then `get` and
+ * `has` read Node's object directly: the lean unary path asks for a few headers, and
+ * filling a Headers (each name and value validated again) was a large part of a call.
+ * (The methods are put on the prototype rather than declared, because Node's typings
+ * declare Headers' methods as properties, which a subclass may not override.)
+ */
+class NodeHeaders extends Headers {
+  [unfilled]?: http.IncomingHttpHeaders;
+
+  constructor(incoming: http.IncomingHttpHeaders) {
+    super();
+    this[unfilled] = incoming;
+  }
+}
+
+const base = Headers.prototype;
+
+function fill(headers: NodeHeaders): void {
+  const incoming = headers[unfilled];
+  if (!incoming) return;
+  headers[unfilled] = undefined;
+  for (const key in incoming) {
+    if (key.charCodeAt(0) === 58 /* ":" */) continue;
+    const value = incoming[key];
+    if (value === undefined) continue;
+    if (typeof value === "string") base.append.call(headers, key, value);
+    else for (const v of value) base.append.call(headers, key, v);
+  }
+}
+
+function filledFirst<K extends keyof Headers>(name: K): Headers[K] {
+  const method = base[name] as (...args: unknown[]) => unknown;
+  return function (this: NodeHeaders, ...args: unknown[]) {
+    fill(this);
+    return method.apply(this, args);
+  } as Headers[K];
+}
+
+Object.defineProperties(NodeHeaders.prototype, {
+  get: {
+    value: function (this: NodeHeaders, name: string): string | null {
+      const incoming = this[unfilled];
+      if (!incoming) return base.get.call(this, name);
+      const key = String(name).toLowerCase();
+      if (key.charCodeAt(0) === 58) return null;
+      const value = incoming[key];
+      if (value === undefined) return null;
+      return typeof value === "string" ? value : value.join(", ");
+    },
+  },
+  has: {
+    value: function (this: NodeHeaders, name: string): boolean {
+      return this.get(name) !== null;
+    },
+  },
+  append: { value: filledFirst("append") },
+  set: { value: filledFirst("set") },
+  delete: { value: filledFirst("delete") },
+  getSetCookie: { value: filledFirst("getSetCookie") },
+  forEach: { value: filledFirst("forEach") },
+  entries: { value: filledFirst("entries") },
+  keys: { value: filledFirst("keys") },
+  values: { value: filledFirst("values") },
+  [Symbol.iterator]: { value: filledFirst(Symbol.iterator) },
+});
+
+function wholeBodyOf(req: NodeRequest | http2.ServerHttp2Stream): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let ended = false;
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.once("end", () => {
+      ended = true;
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+    });
+    req.once("error", (error: Error) => reject(nodeReasonError(error)));
+    // A stream reset or a dropped connection closes the request without an end.
+    req.once("close", () => {
+      if (!ended) reject(new ConnectError("the client went away mid-request", Code.Aborted));
+    });
   });
-  duplex.push(first);
-  socket.on("data", (chunk: Buffer) => {
-    if (!duplex.push(chunk)) socket.pause();
-  });
-  socket.once("end", () => duplex.push(null));
-  socket.once("error", (error) => duplex.destroy(error));
-  socket.once("close", () => duplex.destroy());
-  return duplex;
+}
+
+/** As gRPC maps HTTP/2 reset codes; NO_ERROR and STREAM_CLOSED map to nothing. */
+function resetCodeError(rstCode: number | undefined): ConnectError | undefined {
+  const code = rstCode === 7
+    ? Code.Unavailable
+    : rstCode === 8
+    ? Code.Canceled
+    : rstCode === 11
+    ? Code.ResourceExhausted
+    : rstCode === 12 || rstCode === 13
+    ? Code.PermissionDenied
+    : rstCode !== undefined && rstCode >= 1 && rstCode <= 10 && rstCode !== 5
+    ? Code.Internal
+    : undefined;
+  if (code === undefined) return undefined;
+  return new ConnectError(`http/2 stream closed with error code 0x${rstCode!.toString(16)}`, code);
+}
+
+/** A client that hung up is Aborted; anything else Internal. */
+function nodeReasonError(error: Error): ConnectError {
+  const nodeCode = (error as { code?: unknown }).code;
+  const hungUp = nodeCode === "ECONNRESET" || nodeCode === "ERR_STREAM_DESTROYED" ||
+    nodeCode === "ERR_STREAM_PREMATURE_CLOSE";
+  return ConnectError.from(error, hungUp ? Code.Aborted : Code.Internal);
 }
 
 const HTTP2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
