@@ -443,26 +443,44 @@ export class Logger {
    */
   forward(entry: LogEntry): void {
     if (!this.isEnabled(entry.level)) return;
-    const attributes = { ...entry.attributes, ...this.#options.attributes };
-    this.#emit({ ...entry, attributes });
+    const own = this.#options.attributes;
+    const attributes = own === undefined
+      ? entry.attributes
+      : entry.attributes === undefined
+      ? own
+      : { ...entry.attributes, ...own };
+    this.#write(entry.level, attributes, entry.message, entry.time, entry.error);
   }
 
-  #emit({ level, attributes, message, time, error }: LogEntry): void {
+  #emit(entry: LogEntry): void {
+    this.#write(entry.level, entry.attributes, entry.message, entry.time, entry.error);
+  }
+
+  // Called for every line a plugin prints: no intermediate objects on the JSON path.
+  #write(
+    level: number,
+    attributes: Record<string, string> | undefined,
+    message: string,
+    time: string | undefined,
+    error: string | undefined,
+  ): void {
     // Logging must never take the caller down, whatever the sink or clock does.
     try {
-      if (attributes && Object.keys(attributes).length === 0) {
-        attributes = undefined;
-      }
+      if (attributes !== undefined && isEmpty(attributes)) attributes = undefined;
       time ??= this.#options.now ? rfc3339Nano(this.#options.now()) : nowStamp();
-      const entry = { level, attributes, message, time, error };
       const line = this.#options.format === "text"
-        ? formatLogText(entry, { color: this.#options.color })
-        : encodeLogEntry(entry);
+        ? formatLogText({ level, attributes, message, time, error }, { color: this.#options.color })
+        : JSON.stringify({ level, attributes, message, time, error });
       this.#options.write(line + "\n");
     } catch {
       // Deliberately swallowed: there is nowhere safer to report the failure.
     }
   }
+}
+
+function isEmpty(record: Record<string, string>): boolean {
+  for (const _ in record) return false;
+  return true;
 }
 
 function nowStamp(): string {

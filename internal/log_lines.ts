@@ -61,6 +61,9 @@ export async function streamLogLines(
     pending.push(bytes);
     pendingBytes += bytes.length;
   };
+  const deliver = (text: string) => {
+    onLine(text.endsWith("\r") ? text.slice(0, -1) : text);
+  };
   const emit = () => {
     const bytes = pending.length === 1 ? pending[0] : concat(pending, pendingBytes);
     let line = decoder.decode(bytes);
@@ -78,24 +81,53 @@ export async function streamLogLines(
     if (options.signal?.aborted) done();
     options.signal?.addEventListener("abort", done, { once: true });
   });
+  let sliceStarted = performance.now();
+  // A big chunk of short lines is a lot of work: let timers and I/O run between slices
+  // of it, so that a chatty plugin cannot stall its host. (By time, not by count: each
+  // yield costs a timer tick.)
+  const maybeYield = async (lines: number) => {
+    if (lines % 256 === 0 && performance.now() - sliceStarted > SLICE_MS) {
+      await new Promise((r) => setTimeout(r, 0));
+      sliceStarted = performance.now();
+    }
+  };
   for (;;) {
     const { done, value: chunk } = await Promise.race([reader.read(), aborted]);
     if (done) break;
     options.onChunk?.();
+    sliceStarted = performance.now();
     let start = 0;
-    let sliceStarted = performance.now();
-    for (let lines = 1;; lines++) {
-      const newline = chunk.indexOf(10, start);
-      if (newline === -1) break;
-      keep(chunk.subarray(start, newline));
+    const last = chunk.lastIndexOf(10);
+    if (last !== -1 && !truncated && pendingBytes + last <= max) {
+      // No line ending in this chunk can reach the cap: decode them all at once (one
+      // decoder call per chunk rather than per line) and split the text. A newline
+      // byte never occurs inside a UTF-8 sequence, so the lines are the same.
+      const first = chunk.indexOf(10);
+      keep(chunk.subarray(0, first));
       emit();
-      start = newline + 1;
-      // A big chunk of short lines is a lot of work: let timers and I/O run between
-      // slices of it, so that a chatty plugin cannot stall its host. (By time, not by
-      // count: each yield costs a timer tick.)
-      if (lines % 256 === 0 && performance.now() - sliceStarted > SLICE_MS) {
-        await new Promise((r) => setTimeout(r, 0));
-        sliceStarted = performance.now();
+      if (last > first) {
+        const text = decoder.decode(chunk.subarray(first + 1, last));
+        let from = 0;
+        for (let lines = 1;; lines++) {
+          const newline = text.indexOf("\n", from);
+          if (newline === -1) {
+            deliver(text.slice(from));
+            break;
+          }
+          deliver(text.slice(from, newline));
+          from = newline + 1;
+          await maybeYield(lines);
+        }
+      }
+      start = last + 1;
+    } else {
+      for (let lines = 1;; lines++) {
+        const newline = chunk.indexOf(10, start);
+        if (newline === -1) break;
+        keep(chunk.subarray(start, newline));
+        emit();
+        start = newline + 1;
+        await maybeYield(lines);
       }
     }
     // The chunk's memory may be reused by the reader: copy what we hold on to (with
@@ -120,7 +152,9 @@ function concat(parts: Uint8Array[], length: number): Uint8Array {
 /** The last `size` items pushed, oldest first. */
 export class RecentLines {
   readonly #size: number;
-  readonly #lines: string[] = [];
+  // A ring: pushing is called for every line a plugin prints, and Array#shift is not free.
+  readonly #ring: string[] = [];
+  #next = 0;
 
   /** @param size How many lines to keep. */
   constructor(size: number) {
@@ -129,12 +163,16 @@ export class RecentLines {
 
   /** Remembers a line, cut to 2000 characters. */
   push(line: string): void {
-    this.#lines.push(line.length > 2000 ? `${line.slice(0, 2000)}…` : line);
-    if (this.#lines.length > this.#size) this.#lines.shift();
+    if (this.#size <= 0) return;
+    const kept = line.length > 2000 ? `${line.slice(0, 2000)}…` : line;
+    if (this.#ring.length < this.#size) this.#ring.push(kept);
+    else this.#ring[this.#next] = kept;
+    this.#next = (this.#next + 1) % this.#size;
   }
 
   /** The remembered lines, oldest first. */
   get lines(): readonly string[] {
-    return this.#lines;
+    if (this.#ring.length < this.#size) return [...this.#ring];
+    return [...this.#ring.slice(this.#next), ...this.#ring.slice(0, this.#next)];
   }
 }

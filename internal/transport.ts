@@ -10,7 +10,7 @@ import type { CommonTransportOptions, UniversalClientFn } from "@connectrpc/conn
 import { createTransport as createConnect } from "@connectrpc/connect/protocol-connect";
 import { createTransport as createGrpc } from "@connectrpc/connect/protocol-grpc";
 import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-grpc-web";
-import { leanConnectUnary, type PostBytes } from "./fast_client.ts";
+import { leanConnectUnary, leanGrpcUnary, type PostBytes } from "./fast_client.ts";
 import { openHttpClient } from "./runtime/deno.ts";
 
 /**
@@ -106,7 +106,8 @@ export function createPluginTransport(
   };
   const create = { connect: createConnect, grpc: createGrpc, "grpc-web": createGrpcWeb }[protocol];
   let transport = create(transportOptions);
-  if (protocol === "connect") {
+  const leanGrpc = protocol === "grpc" && http.post !== undefined && http.postTrailers === true;
+  if (protocol === "connect" || leanGrpc) {
     const post: PostBytes = http.post ?? (async (url, header, body, signal) => {
       const response = await http.client({ url, method: "POST", header, body: once(body), signal });
       return {
@@ -115,7 +116,7 @@ export function createPluginTransport(
         body: await concat(response.body),
       };
     });
-    const unary = leanConnectUnary({
+    const unary = (leanGrpc ? leanGrpcUnary : leanConnectUnary)({
       baseUrl: baseUrl.href,
       post: (url, header, body, signal) => {
         if (closed) throw unavailable("its connection is closed");
@@ -124,6 +125,7 @@ export function createPluginTransport(
       token: options.token,
       onNoAnswer: asUnavailable,
       onResponse,
+      readMaxBytes: READ_MAX_BYTES,
     });
     transport = { stream: transport.stream, unary: unary as Transport["unary"] };
   }

@@ -701,6 +701,7 @@ export function openHttpClient(
   return {
     client: createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessions }),
     close: () => sessions.abort(),
+    postTrailers: true,
     async post(url, header, body, signal) {
       const { pathname, search } = new URL(url);
       const headers: http2.OutgoingHttpHeaders = {};
@@ -709,31 +710,40 @@ export function openHttpClient(
       return await new Promise((resolve, reject) => {
         const chunks: Buffer[] = [];
         let status = 0;
-        const responseHeader = new Headers();
+        let responseHeader: Headers | undefined;
+        let settled = false;
         const onAbort = () => stream.close(http2.constants.NGHTTP2_CANCEL);
         signal?.addEventListener("abort", onAbort, { once: true });
-        const settle = () => signal?.removeEventListener("abort", onAbort);
+        const settle = () => {
+          settled = true;
+          signal?.removeEventListener("abort", onAbort);
+        };
+        let trailer: Headers | undefined;
         stream.once("response", (h) => {
           status = Number(h[":status"]);
-          for (const [key, value] of Object.entries(h)) {
-            if (key.startsWith(":") || value === undefined) continue;
-            responseHeader.set(key, Array.isArray(value) ? value.join(", ") : String(value));
-          }
+          responseHeader = new NodeHeaders(h);
         });
+        stream.once("trailers", (h) => (trailer = new NodeHeaders(h)));
         stream.on("data", (chunk: Buffer) => chunks.push(chunk));
         stream.once("end", () => {
           settle();
           // A stream cancelled or cut off before any response ends without a status.
-          if (status === 0) reject(new Error("the HTTP/2 stream ended without a response"));
-          else resolve({ status, header: responseHeader, body: Buffer.concat(chunks) });
+          if (status === 0 || !responseHeader) {
+            reject(new Error("the HTTP/2 stream ended without a response"));
+          } else {
+            const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+            resolve({ status, header: responseHeader, body, trailer });
+          }
         });
         stream.once("error", (error) => {
+          if (settled) return;
           settle();
           reject(error);
         });
         stream.once("close", () => {
+          // After "end" there is nothing to do (and an Error costs a stack trace).
+          if (settled) return;
           settle();
-          // After "end" this does nothing; otherwise the stream was reset under us.
           reject(new Error(`HTTP/2 stream closed with code ${stream.rstCode}`));
         });
         stream.end(body);

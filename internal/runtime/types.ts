@@ -85,5 +85,7 @@ export interface PluginHttpClient {
     header: Headers,
     body: Uint8Array,
     signal: AbortSignal | undefined,
-  ) => Promise<{ status: number; header: Headers; body: Uint8Array }>;
+  ) => Promise<{ status: number; header: Headers; body: Uint8Array; trailer?: Headers }>;
+  /** Whether `post` gives the answer's HTTP trailers (which gRPC needs). */
+  readonly postTrailers?: boolean;
 }
