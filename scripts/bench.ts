@@ -656,6 +656,18 @@ and response bodies; a ReadableStream per response) and our request conversion. 
 forwarding, decoding entries, re-stamping times (toISOString + a regex per line) and
 re-encoding dominated.
 
+On Node (\`node --cpu-prof\` of the guest under h2load): node:http2's compatibility layer
+(a request and a response object per call, each a full Node stream) and the garbage it
+leaves were most of a call; connect-node's request conversion made an AbortController whose
+abort built a DOMException on every call; the host's POST built an Error for every stream
+that closed normally. What is left of log forwarding is JSON.parse and JSON.stringify per
+line (about 0.45 and 0.2 µs here): the plain loop only parses, so re-encoding each entry
+with the host's attributes costs about a third of the time.
+
+Readiness seen after listening is bounded by each runtime's first answer on a fresh
+process: curl's first Ping to a fresh raw node:http2 server took 6.0–6.2 ms, later ones
+1.3–1.6 ms; to a fresh Deno guest 2.7 ms, later ones 1.1 ms.
+
 | change | measure | before | after |
 | --- | --- | --- | --- |
 | a Connect unary fast path (binary, uncompressed, no timeout; everything else still goes to connect-es) | Deno guest Ping, h2load -n 100000 -c 4 -m 16, one run each | 18 976 req/s | 31 171–33 510 req/s |
@@ -666,6 +678,13 @@ re-encoding dominated.
 | the guest answers one Ping in memory before listening | readiness seen after listening, p50 of 15 spawns | 8.8 ms | 4.6 ms |
 | entries decoded without copying string attributes; the timestamp formatted once per millisecond | log forwarding of 1 000 000 lines | 322 038 lines/s | 511 206 lines/s |
 | allocatePort skips ports it handed out in the last minute | 50 plugins spawned at once | failed: two plugins got one port | all ready |
+| Node listener: the socket itself goes to node:http2 (it reads bytes put back), no JS stream wrapper | Node guest Connect Ping, h2load -c 4 -m 16 | 13 876 req/s | 15 754–16 374 req/s |
+| Node listener: the universal request built lazily (headers, body iterator, signal only when asked; connect-node's made a DOMException per call) | same, -n 60000 | 16 374 | 25 757 |
+| a gRPC unary fast path in the guest, where the runtime sends trailers (Node) | Node guest gRPC Ping | 5 166 | 17 938 |
+| Node listener: HTTP/2 on node:http2's stream API instead of its compatibility layer | Node guest Connect Ping, -n 60000 | 22 514 | 31 382 |
+| Node host POST: response headers filled lazily, no Error built per finished stream | Node host → Node guest Connect, c=32 / c=1 p50 | 10 419 calls/s / 0.316 ms | 11 434–14 154 calls/s / 0.268–0.282 ms |
+| a lean gRPC unary client path (Node host) | Node host → Node guest gRPC, c=32 / c=1 p50 | 4 227 calls/s / 0.509 ms | 14 673–14 835 calls/s / 0.261–0.273 ms |
+| log lines: one decoder call per chunk, a ring for the last lines, no intermediate objects in forward | log forwarding of 1 000 000 lines | 401 784–408 722 lines/s | 521 568–538 297 lines/s |
 
 (The before/after figures are single runs on a shared machine, taken as each change went
 in; the tables above are one later run of everything.)
