@@ -22,7 +22,7 @@
  * @module
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import type { PingableService } from "./guest.ts";
 import { bindUrl } from "./internal/bind.ts";
 import { decodeLogEntry, errorText, Logger, type LogLevel, logLevelName } from "./internal/log.ts";
@@ -48,6 +48,7 @@ import {
 
 import {
   createPluginTransport,
+  looksLikeGrpcServer,
   type PluginTransport,
   type WireProtocol,
 } from "./internal/transport.ts";
@@ -178,6 +179,13 @@ export interface SpawnOptions<
    * @default {true}
    */
   auth?: boolean;
+  /**
+   * Checks readiness in place of `Ping` on `service`, for hosts that learn what a
+   * plugin serves only once it runs (a CLI, say). Resolves `undefined` when the plugin
+   * is ready or why it is not; throws while it cannot answer yet. It is retried as
+   * Ping would be.
+   */
+  readiness?: (transport: Transport, signal: AbortSignal) => Promise<string | undefined>;
 }
 
 /**
@@ -206,6 +214,11 @@ export interface Plugin<
   readonly client: Client<S>;
   /** Typed clients of the `extraClients` services. */
   readonly clients: { readonly [K in keyof E]: Client<E[K]> };
+  /**
+   * The Connect transport its clients use, token included: for clients of services
+   * known only at run time (`createClient(desc, plugin.transport)`).
+   */
+  readonly transport: Transport;
   /** Aborted when the process ends; the reason is a {@linkcode PluginExitError}. */
   readonly signal: AbortSignal;
   /** Resolves when the process has ended and its output has been mirrored. */
@@ -456,6 +469,7 @@ export async function spawn<
   const notReady = await waitUntilReady({
     ping: async (signal) => {
       try {
+        if (options.readiness) return await options.readiness(current.transport, signal);
         const answer = await pinger.ping({}, { signal });
         return answer.notReady;
       } catch (error) {
@@ -499,6 +513,7 @@ export async function spawn<
     protocol,
     client: createClient(options.service, current.transport),
     clients,
+    transport: current.transport,
     signal: lifetime.signal,
     exited,
     stop,
@@ -506,16 +521,6 @@ export async function spawn<
       await stop();
     },
   };
-}
-
-/**
- * Whether an answer to a Connect request came from a server that only speaks gRPC: a
- * 415, a gRPC content type, or (as @grpc/grpc-js on Deno's node:http2 answers) a 200
- * without any content type, which no Connect server sends.
- */
-function looksLikeGrpcServer(status: number, contentType: string): boolean {
-  return status === 415 || /^application\/grpc(\+|;|$)/.test(contentType) ||
-    (status === 200 && contentType === "");
 }
 
 function startError(

@@ -168,3 +168,13 @@ async function concat(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   }
   return out;
 }
+
+/**
+ * Whether an answer to a Connect request came from a server that only speaks gRPC: a
+ * 415, a gRPC content type, or (as @grpc/grpc-js on Deno's node:http2 answers) a 200
+ * without any content type, which no Connect server sends.
+ */
+export function looksLikeGrpcServer(status: number, contentType: string): boolean {
+  return status === 415 || /^application\/grpc(\+|;|$)/.test(contentType) ||
+    (status === 200 && contentType === "");
+}

@@ -24,7 +24,7 @@ const out = join(root, "npm");
 const src = join(out, "src");
 
 /** Library sources shipped in the package. */
-const library = ["mod.ts", "host.ts", "guest.ts", "internal", "gen"];
+const library = ["mod.ts", "host.ts", "guest.ts", "cli.ts", "internal", "gen"];
 /** Compiled for the Node test run, never shipped. */
 const testOnly = ["tests", "examples/echo/echo.ts", "examples/echo/plugin.ts"];
 /** Deno-only files: the Deno runtime adapter and a test comparing it with Node's. */
@@ -102,11 +102,18 @@ const packageJson = {
   type: "module",
   sideEffects: false,
   engines: { node: ">=20.19" },
-  exports: { ".": entry("mod"), "./host": entry("host"), "./guest": entry("guest") },
+  exports: {
+    ".": entry("mod"),
+    "./host": entry("host"),
+    "./guest": entry("guest"),
+    "./cli": entry("cli"),
+  },
+  bin: { "ftl-plugin": "./cli.js" },
   files: [
     "mod.*",
     "host.*",
     "guest.*",
+    "cli.*",
     "internal/",
     "gen/",
     "!**/*.tsbuildinfo",
@@ -151,4 +158,8 @@ await Deno.copyFile(join(root, "LICENSE"), join(out, "LICENSE"));
 
 await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], out);
 await run("node", [join(out, "node_modules/typescript/bin/tsc"), "-p", out], out);
+// npm links `bin` entries as they are: the CLI needs its interpreter line, and the mode.
+const cli = join(out, "cli.js");
+await Deno.writeTextFile(cli, "#!/usr/bin/env node\n" + (await Deno.readTextFile(cli)));
+await Deno.chmod(cli, 0o755);
 console.log(`built ${config.name}@${config.version} in ${relative(root, out)}/`);

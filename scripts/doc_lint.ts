@@ -6,7 +6,7 @@
  *
  * @module
  */
-const entryPoints = ["mod.ts", "host.ts", "guest.ts"];
+const entryPoints = ["mod.ts", "host.ts", "guest.ts", "cli.ts"];
 
 const out = await new Deno.Command(Deno.execPath(), {
   args: ["doc", "--lint", ...entryPoints],
@@ -27,6 +27,7 @@ const npmTypeNames = new Set([
   "GenMessage",
   "Message",
   "Client",
+  "Transport",
 ]);
 
 /** Whether a diagnostic is the npm false positive. */

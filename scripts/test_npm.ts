@@ -153,8 +153,22 @@ try {
   for (const expected of ["grpc: hello from grpc", "connect: hello from connect"]) {
     if (!out.includes(expected)) throw new Error(`consumer host did not print "${expected}"`);
   }
+  // The CLI, as npm links it: node_modules/.bin/ftl-plugin, calling the consumer's guest.
+  const bin = join(project, "node_modules/.bin/ftl-plugin");
+  const guest = join(project, "guest.sh");
+  await Deno.writeTextFile(guest, `#!/bin/sh\nexec node ${join(project, "guest.mjs")} "$@"\n`);
+  await Deno.chmod(guest, 0o755);
+  const called = await run(
+    bin,
+    ["call", "--json", guest, "echo.v1.EchoService/Echo", '{"message":"bin"}'],
+    { cwd: project, capture: true },
+  );
+  console.log(`ftl-plugin call: ${called.trim()}`);
+  if (!called.includes('{"message":"hello from bin"}')) {
+    throw new Error("the ftl-plugin bin did not answer");
+  }
 } finally {
   await Deno.remove(packDir, { recursive: true });
 }
-console.log("\nnpm build checks passed: publint, attw, consumer project");
+console.log("\nnpm build checks passed: publint, attw, consumer project, ftl-plugin bin");
 console.log(`node: ${totals.passed} passed, ${totals.failed} failed`);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn as spawnProcess } from "node:child_process";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import process from "node:process";
-import { Code, type ConnectError } from "@connectrpc/connect";
+import { Code, type ConnectError, createClient } from "@connectrpc/connect";
 import {
   type Plugin,
   PluginExitError,
@@ -286,6 +286,25 @@ describe("spawn()", () => {
     });
     const answer = await plugin.clients.health.check({ service: "" });
     assert.equal(answer.status, HealthCheckResponse_ServingStatus.SERVING);
+  });
+
+  it("checks readiness its own way when given one, and lends its transport", async () => {
+    const seen: string[] = [];
+    await withPlugin({}, async (plugin) => {
+      // The check ran until it said ready, and Ping was never the judge.
+      assert.deepEqual(seen.slice(-3), ["warming", "warming", "ready"]);
+      const health = createClient(Health, plugin.transport);
+      const answer = await health.check({ service: "" });
+      assert.equal(answer.status, HealthCheckResponse_ServingStatus.SERVING);
+    }, {
+      readiness: async (transport, signal) => {
+        // Reachable first, then "warming" twice, then ready.
+        await createClient(Health, transport).check({ service: "" }, { signal });
+        const warm = seen.filter((s) => s === "warming").length >= 2;
+        seen.push(warm ? "ready" : "warming");
+        return warm ? undefined : "warming";
+      },
+    });
   });
 
   it("picks gRPC for a plugin built on @grpc/grpc-js", async () => {

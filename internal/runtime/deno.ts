@@ -390,6 +390,17 @@ export async function removeFile(path: string): Promise<void> {
   }
 }
 
+/** All of stdin as text (for a CLI reading a message from a pipe). */
+export async function readStdinText(): Promise<string> {
+  return await new Response(Deno.stdin.readable).text();
+}
+
+/** Whether the module with this `import.meta` is the program being run. */
+export function isMainModule(meta: ImportMeta): boolean {
+  // Not Deno.mainModule: under `deno test` that is the module being tested.
+  return meta.main === true;
+}
+
 /** Whether stdout is a terminal. */
 export function stdoutIsTerminal(): boolean {
   return Deno.stdout.isTerminal();

@@ -8,6 +8,8 @@
 import process from "node:process";
 import { spawn } from "node:child_process";
 import { chmod, mkdir, readFile, realpath, rename, rm, writeFile } from "node:fs/promises";
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import { connect as connectUnix, createServer as createNetServer, type Socket } from "node:net";
@@ -85,6 +87,28 @@ export function writeStdout(text: string): void {
 /** Whether stderr is a terminal (colour is only used there). */
 export function stderrIsTerminal(): boolean {
   return process.stderr.isTTY === true;
+}
+
+/** All of stdin as text (for a CLI reading a message from a pipe). */
+export async function readStdinText(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Whether the module with this `import.meta` is the program being run. */
+export function isMainModule(meta: ImportMeta): boolean {
+  // import.meta.main arrived in Node 24.2; before it, compare with the script run.
+  const main = (meta as { main?: unknown }).main;
+  if (typeof main === "boolean") return main;
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    // npm runs a bin through a symlink in node_modules/.bin.
+    return realpathSync(script) === realpathSync(fileURLToPath(meta.url));
+  } catch {
+    return false;
+  }
 }
 
 /** Whether stdout is a terminal. */

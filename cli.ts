@@ -1,0 +1,1055 @@
+/**
+ * `ftl-plugin`: run a plugin and see what it serves, call its methods with JSON, and
+ * ask a running one whether it is ready. Built on this library's host, so a plugin
+ * behaves here as it will under a real host.
+ *
+ * ```sh
+ * deno run -A jsr:@ftl-ts/plugin/cli run -- ./my-plugin
+ * npx ftl-plugin call http://127.0.0.1:8080 echo.v1.EchoService/Echo '{"message":"hi"}'
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  create,
+  type DescMethod,
+  type DescService,
+  fromJson,
+  type JsonValue,
+  type Registry,
+  toJson,
+} from "@bufbuild/protobuf";
+import { createFileRegistry } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { type Plugin, PluginStartError, spawn } from "./host.ts";
+import type { PingableService } from "./guest.ts";
+import { Health, HealthCheckResponse_ServingStatus } from "./gen/grpc/health/v1/health_pb.ts";
+import { file_xyz_block_ftl_v1_ftl } from "./gen/xyz/block/ftl/v1/ftl_pb.ts";
+import { errorText, Logger, type LogLevel, parseLogLevel } from "./internal/log.ts";
+import { ReflectionClient } from "./internal/reflection_client.ts";
+import {
+  createPluginTransport,
+  looksLikeGrpcServer,
+  type WireProtocol,
+} from "./internal/transport.ts";
+import {
+  exitProcess,
+  isMainModule,
+  onTerminationSignal,
+  processArgs,
+  processEnv,
+  readStdinText,
+  stderrIsTerminal,
+  writeStderr,
+  writeStdout,
+} from "./internal/runtime/deno.ts";
+
+/**
+ * The exit codes of `ftl-plugin`.
+ *
+ * @example
+ * ```ts
+ * import { ExitCode } from "./cli.ts";
+ * console.assert(ExitCode.Usage === 2);
+ * ```
+ */
+export const ExitCode = {
+  /** Success; for `run`, the plugin was stopped or exited 0. */
+  Ok: 0,
+  /** The plugin answered with an error; for `run`, it exited non-zero. */
+  CallFailed: 1,
+  /** Bad usage: an unknown command or flag, bad JSON, an unknown method. */
+  Usage: 2,
+  /** The plugin could not be started or reached, or was not ready. */
+  Unavailable: 3,
+  /** Interrupted (Ctrl-C) before the plugin was ready. */
+  Interrupted: 130,
+} as const;
+
+const EXIT_CODES = `Exit codes:
+  0    success (run: the plugin was stopped, or exited 0)
+  1    the call failed: the plugin answered with an error (run: it exited non-zero)
+  2    bad usage: unknown command or flag, bad JSON, unknown method
+  3    the plugin could not be started or reached, or was not ready
+  130  interrupted before the plugin was ready`;
+
+const HELP: Record<string, string> = {
+  main: `ftl-plugin: run, inspect and call FTL plugins.
+
+Usage:
+  ftl-plugin run [options] -- <exe> [args…]
+  ftl-plugin call [options] <exe|URL> <package.Service/Method> [JSON|-] [-- args…]
+  ftl-plugin ping [options] <URL>
+
+Run "ftl-plugin <command> --help" for a command's options.
+
+${EXIT_CODES}
+`,
+  run: `ftl-plugin run: start a plugin, show what it serves, and mirror its logs.
+
+Usage:
+  ftl-plugin run [options] -- <exe> [args…]
+
+Prints the endpoint, the time to ready, the protocol, and the services and methods
+the plugin serves (from its reflection), then mirrors its logs until Ctrl-C stops it.
+
+Options:
+  --dir D          the plugin's directory: its working directory and where .ftl goes (default .)
+  --name N         the plugin's name in logs (default: the executable's base name)
+  --bind tcp|unix  a free 127.0.0.1 port, or <dir>/.ftl/<name>.sock (default tcp)
+  --timeout D      how long to wait until it is ready (default 30s)
+  --service S      ping S (package.Service) for readiness instead of finding it by reflection
+  --protocol P     auto, connect, grpc or grpc-web (default auto)
+  --no-auth        no per-plugin token, so that others can call it (default: a token)
+  --log-level L    trace, debug, info, warn or error (default info)
+  --json           one JSON object per event on stdout, logs as JSON on stderr
+  -h, --help       this help
+
+Durations are Go-style: 500ms, 30s, 2m, 1m30s.
+
+${EXIT_CODES}
+`,
+  call: `ftl-plugin call: call one method with a JSON message and print the answer as JSON.
+
+Usage:
+  ftl-plugin call [options] <exe|URL> <package.Service/Method> [JSON|-] [-- args…]
+
+The target is a running plugin's URL (http://host:port or unix:///path) or an
+executable, which is started with the arguments after --, called, and stopped. The
+schema comes from the plugin's reflection. JSON defaults to {}; "-" reads it from
+stdin. A server-streaming method prints each message as it arrives.
+
+Options:
+  --token T        the plugin's token (default: $FTL_PLUGIN_TOKEN)
+  --timeout D      deadline for the call, and for an executable to be ready (default 30s)
+  --service S      (executable) ping S for readiness instead of finding it by reflection
+  --protocol P     auto, connect, grpc or grpc-web (default auto)
+  --dir D          (executable) its directory (default .)
+  --log-level L    (executable) level of its mirrored logs (default warn)
+  --json           compact output: one JSON value per line; errors as JSON too
+  -h, --help       this help
+
+${EXIT_CODES}
+`,
+  ping: `ftl-plugin ping: tell whether a running plugin is ready.
+
+Usage:
+  ftl-plugin ping [options] <URL>
+
+Calls the plugin's Ping (the service is found by reflection, or given with
+--service); a plugin without either is asked through grpc.health.v1.
+
+Options:
+  --token T        the plugin's token (default: $FTL_PLUGIN_TOKEN)
+  --service S      the service whose Ping to call (package.Service)
+  --wait D         keep asking until it is ready or D has passed (default: ask once)
+  --protocol P     auto, connect, grpc or grpc-web (default auto)
+  --json           {"ready": …} on stdout
+  -h, --help       this help
+
+${EXIT_CODES}
+`,
+};
+
+/** A failure that ends the command with `code` after printing `message`. */
+class CliError extends Error {
+  constructor(message: string, readonly code: number) {
+    super(message);
+  }
+}
+
+const usage = (message: string, command = "main") =>
+  new CliError(
+    `${message}\nRun "ftl-plugin ${command === "main" ? "" : `${command} `}--help".`,
+    ExitCode.Usage,
+  );
+
+/**
+ * Runs `ftl-plugin` with `args` (without the program name) and resolves its exit code.
+ *
+ * @param args The command line, e.g. `["ping", "http://127.0.0.1:8080"]`.
+ * @returns The exit code; see {@linkcode ExitCode}.
+ *
+ * @example
+ * ```ts
+ * import { main } from "./cli.ts";
+ * console.assert((await main(["frobnicate"])) === 2);
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  const json = rest.includes("--json");
+  try {
+    switch (command) {
+      case "run":
+        return await runCommand(rest);
+      case "call":
+        return await callCommand(rest);
+      case "ping":
+        return await pingCommand(rest);
+      case undefined:
+      case "help":
+      case "-h":
+      case "--help":
+        writeStdout(HELP.main);
+        return command === undefined ? ExitCode.Usage : ExitCode.Ok;
+      default:
+        throw usage(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (error) {
+    if (error instanceof CliError) {
+      if (json && error.code !== ExitCode.Usage) {
+        writeStdout(JSON.stringify({ error: { message: error.message } }) + "\n");
+      } else {
+        writeStderr(`ftl-plugin: ${error.message}\n`);
+      }
+      return error.code;
+    }
+    writeStderr(`ftl-plugin: ${errorText(error)}\n`);
+    return ExitCode.Unavailable;
+  }
+}
+
+// ------------------------------------------------------------------ options
+
+const commonOptions = {
+  help: { type: "boolean", short: "h" },
+  json: { type: "boolean" },
+  protocol: { type: "string" },
+  service: { type: "string" },
+  timeout: { type: "string" },
+  token: { type: "string" },
+  dir: { type: "string" },
+  name: { type: "string" },
+  bind: { type: "string" },
+  "no-auth": { type: "boolean" },
+  "log-level": { type: "string" },
+  wait: { type: "string" },
+} as const;
+
+type Values = ReturnType<typeof parse>["values"];
+
+function parse(command: string, args: string[], allowed: string[]) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: commonOptions, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw usage(error instanceof Error ? error.message : String(error), command);
+  }
+  for (const key of Object.keys(parsed.values)) {
+    if (!allowed.includes(key) && key !== "help" && key !== "json") {
+      throw usage(`--${key} is not an option of ${command}`, command);
+    }
+  }
+  return parsed;
+}
+
+/**
+ * A Go-style duration (`500ms`, `30s`, `2m`, `1m30s`) in milliseconds.
+ *
+ * @param text The duration.
+ * @returns Milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { parseDuration } from "./cli.ts";
+ * console.assert(parseDuration("1m30s") === 90_000);
+ * ```
+ */
+export function parseDuration(text: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+  const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
+  let total = 0;
+  let at = 0;
+  while (at < text.length) {
+    part.lastIndex = at;
+    const match = part.exec(text);
+    if (!match) break;
+    total += Number(match[1]) * units[match[2]];
+    at = part.lastIndex;
+  }
+  if (text.length === 0 || at !== text.length || !(total > 0)) {
+    throw new Error(`${JSON.stringify(text)} is not a duration (try 500ms, 30s, 2m or 1m30s)`);
+  }
+  return total;
+}
+
+function durationOption(
+  command: string,
+  values: Values,
+  key: "timeout" | "wait",
+  fallback: number,
+) {
+  const text = values[key];
+  if (text === undefined) return fallback;
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    throw usage(`--${key}: ${(error as Error).message}`, command);
+  }
+}
+
+function protocolOption(command: string, values: Values): WireProtocol | "auto" {
+  const p = values.protocol ?? "auto";
+  if (p === "auto" || p === "connect" || p === "grpc" || p === "grpc-web") return p;
+  throw usage(
+    `--protocol must be auto, connect, grpc or grpc-web, not ${JSON.stringify(p)}`,
+    command,
+  );
+}
+
+function serviceOption(command: string, values: Values): string | undefined {
+  const s = values.service;
+  if (s !== undefined && !/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/.test(s)) {
+    throw usage(
+      `--service must be a fully qualified name like echo.v1.EchoService, not ${JSON.stringify(s)}`,
+      command,
+    );
+  }
+  return s;
+}
+
+function logLevelOption(command: string, values: Values, fallback: LogLevel): LogLevel {
+  const text = values["log-level"];
+  if (text === undefined) return fallback;
+  try {
+    return parseLogLevel(text);
+  } catch (error) {
+    throw usage(`--log-level: ${(error as Error).message}`, command);
+  }
+}
+
+function isUrl(target: string): boolean {
+  return /^(https?|unix):\/\//.test(target);
+}
+
+function parseTarget(command: string, target: string): URL {
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    throw usage(`${JSON.stringify(target)} is not a URL`, command);
+  }
+  if (url.protocol === "https:") {
+    throw usage("plugins speak h2c: use http://, not https://", command);
+  }
+  if (url.protocol === "unix:" && !url.pathname.startsWith("/")) {
+    throw usage("a unix URL needs an absolute path: unix:///path/to.sock", command);
+  }
+  return url;
+}
+
+// ------------------------------------------------------------------ output
+
+function logger(json: boolean, level: LogLevel): Logger {
+  const tty = stderrIsTerminal();
+  return new Logger({
+    level,
+    format: json || !tty ? "json" : "text",
+    color: tty,
+    write: writeStderr,
+  });
+}
+
+/** A spinner on a terminal, one plain line otherwise, nothing with --json. */
+function waiting(text: string, json: boolean): () => void {
+  if (json) return () => {};
+  if (!stderrIsTerminal()) {
+    writeStderr(`${text}…\n`);
+    return () => {};
+  }
+  const frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏";
+  let i = 0;
+  const draw = () => writeStderr(`\r\x1b[2K${frames[i++ % frames.length]} ${text}…`);
+  draw();
+  const timer = setInterval(draw, 80);
+  return () => {
+    clearInterval(timer);
+    writeStderr("\r\x1b[2K");
+  };
+}
+
+// ------------------------------------------------------------------ what a plugin serves
+
+interface ServiceInfo {
+  name: string;
+  methods: { name: string; kind: string; input: string; output: string }[];
+}
+
+const KINDS: Record<DescMethod["methodKind"], string> = {
+  unary: "unary",
+  server_streaming: "server streaming",
+  client_streaming: "client streaming",
+  bidi_streaming: "bidi streaming",
+};
+
+/** What a plugin serves, as reflection tells it, or why that is unknown. */
+interface Inventory {
+  services?: ServiceInfo[];
+  registry?: Registry;
+  unknown?: string;
+}
+
+async function inventory(transport: Transport, signal?: AbortSignal): Promise<Inventory> {
+  const reflection = new ReflectionClient(transport, signal);
+  let names: string[];
+  try {
+    names = await reflection.listServices();
+  } catch (error) {
+    if (ConnectError.from(error).code === Code.Unimplemented) {
+      return { unknown: "the plugin serves no reflection" };
+    }
+    throw error;
+  }
+  const registry = await reflection.registryFor(names);
+  const services = names.map((name) => {
+    const desc = registry.getService(name);
+    return {
+      name,
+      methods: desc?.methods.map((m) => ({
+        name: m.name,
+        kind: KINDS[m.methodKind],
+        input: m.input.typeName,
+        output: m.output.typeName,
+      })) ?? [],
+    };
+  });
+  return { services, registry };
+}
+
+/** A service with only FTL's Ping, named `typeName`: enough to ping any plugin. */
+function pingService(typeName: string): DescService {
+  const dot = typeName.lastIndexOf(".");
+  const ftl = file_xyz_block_ftl_v1_ftl;
+  const proto = create(FileDescriptorProtoSchema, {
+    name: `ftl-plugin-cli/${typeName}.proto`,
+    package: dot === -1 ? "" : typeName.slice(0, dot),
+    dependency: [ftl.proto.name],
+    syntax: "proto3",
+    service: [{
+      name: typeName.slice(dot + 1),
+      method: [{
+        name: "Ping",
+        inputType: ".xyz.block.ftl.v1.PingRequest",
+        outputType: ".xyz.block.ftl.v1.PingResponse",
+      }],
+    }],
+  });
+  const registry = createFileRegistry(proto, (name) => (name === ftl.proto.name ? ftl : undefined));
+  return registry.getService(typeName)!;
+}
+
+const FTL_PING_INPUT = "xyz.block.ftl.v1.PingRequest";
+
+/**
+ * One readiness check: Ping on `service` if given; else on the service that reflection
+ * shows to have FTL's Ping; else grpc.health.v1. Resolves `undefined` when ready, or
+ * why not; throws while the plugin cannot answer.
+ */
+async function readiness(
+  transport: Transport,
+  signal: AbortSignal,
+  service: string | undefined,
+  found: { inventory?: Inventory; via?: string },
+): Promise<string | undefined> {
+  let name = service;
+  if (name === undefined) {
+    found.inventory = await inventory(transport, signal);
+    name = found.inventory.services?.find((s) =>
+      s.methods.some((m) => m.name === "Ping" && m.input === FTL_PING_INPUT)
+    )?.name;
+  }
+  if (name !== undefined) {
+    found.via = `${name}/Ping`;
+    const client = createClient(pingService(name), transport) as unknown as {
+      ping(input: object, options: object): Promise<{ notReady: string }>;
+    };
+    const answer = await client.ping({}, { signal });
+    return answer.notReady || undefined;
+  }
+  found.via = "grpc.health.v1.Health/Check";
+  try {
+    const answer = await createClient(Health, transport).check({}, { signal });
+    return answer.status === HealthCheckResponse_ServingStatus.SERVING
+      ? undefined
+      : `health is ${HealthCheckResponse_ServingStatus[answer.status]}`;
+  } catch (error) {
+    if (ConnectError.from(error).code === Code.Unimplemented) {
+      throw new CliError(
+        "cannot tell whether the plugin is ready: it serves neither reflection nor " +
+          "grpc.health.v1; name the service whose Ping to call with --service",
+        ExitCode.Usage,
+      );
+    }
+    throw error;
+  }
+}
+
+// ------------------------------------------------------------------ connections
+
+/** A transport to a plugin at a URL; with "auto", Connect until it answers like gRPC. */
+class Connection {
+  #transport: ReturnType<typeof createPluginTransport>;
+  #detected = false;
+  readonly #url: URL;
+  readonly #token: string | undefined;
+  readonly #auto: boolean;
+
+  constructor(url: URL, protocol: WireProtocol | "auto", token: string | undefined) {
+    this.#url = url;
+    this.#token = token;
+    this.#auto = protocol === "auto";
+    this.#transport = this.#open(protocol === "auto" ? "connect" : protocol);
+  }
+
+  #open(protocol: WireProtocol) {
+    return createPluginTransport(this.#url, protocol, {
+      token: this.#token,
+      onResponse: this.#auto
+        ? (status, contentType) => {
+          if (looksLikeGrpcServer(status, contentType)) this.#detected = true;
+        }
+        : undefined,
+    });
+  }
+
+  /** Runs `use`, once more over gRPC if the plugin turned out to speak only gRPC. */
+  async run<T>(use: (transport: Transport) => Promise<T>): Promise<T> {
+    try {
+      return await use(this.#transport.transport);
+    } catch (error) {
+      if (!this.#auto || !this.#detected) throw error;
+      this.#transport.close();
+      this.#transport = this.#open("grpc");
+      this.#detected = false;
+      return await use(this.#transport.transport);
+    }
+  }
+
+  close(): void {
+    this.#transport.close();
+  }
+}
+
+function tokenOption(values: Values): string | undefined {
+  return values.token ?? (processEnv().FTL_PLUGIN_TOKEN || undefined);
+}
+
+function unavailable(error: unknown): CliError {
+  if (error instanceof CliError) return error;
+  if (error instanceof PluginStartError) return new CliError(error.message, ExitCode.Unavailable);
+  const e = ConnectError.from(error);
+  const hint = e.code === Code.Unauthenticated ? TOKEN_HINT : "";
+  return new CliError(`${codeToString(e.code)}: ${e.rawMessage}${hint}`, ExitCode.Unavailable);
+}
+
+const TOKEN_HINT =
+  " (pass its token with --token or $FTL_PLUGIN_TOKEN, or start it with run --no-auth)";
+
+function baseName(path: string): string {
+  const base = path.split("/").pop() ?? path;
+  return base.replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_-]/g, "-") || "plugin";
+}
+
+/** The executable's base name, or the script's when the executable is a runtime. */
+function pluginName(exe: string, args: readonly string[]): string {
+  const runtime = /^(deno|node|bun|python3?)$/.test(baseName(exe));
+  const script = args.find((a) => /\.(ts|js|mjs|cjs|py)$/.test(a));
+  return runtime && script ? baseName(script) : baseName(exe);
+}
+
+/** An endpoint as people write it: no trailing slash on an http URL. */
+function endpointText(url: URL): string {
+  return url.protocol === "http:" ? `http://${url.host}` : url.href;
+}
+
+// ------------------------------------------------------------------ starting a plugin
+
+interface Found {
+  inventory?: Inventory;
+  via?: string;
+}
+
+interface StartOptions {
+  name: string;
+  dir: string;
+  exe: string;
+  args: string[];
+  service: string | undefined;
+  found: Found;
+  logger: Logger;
+  timeout: number;
+  protocol: WireProtocol | "auto";
+  bind: "tcp" | "unix";
+  auth: boolean;
+  json: boolean;
+  onSignal?: () => void;
+}
+
+/**
+ * Spawns the plugin with a spinner while it starts. Resolves without a plugin if
+ * Ctrl-C came first; a plugin that can never be found ready fails at once.
+ */
+async function startPlugin(options: StartOptions): Promise<{
+  plugin?: Plugin<PingableService>;
+  interrupted: AbortSignal;
+  removeSignals: () => void;
+}> {
+  const interrupted = new AbortController();
+  const giveUp = new AbortController();
+  const removeSignals = onTerminationSignal(() => {
+    interrupted.abort(new Error("interrupted"));
+    options.onSignal?.();
+  });
+  const done = waiting(`starting ${options.name}`, options.json);
+  try {
+    const plugin = await spawn({
+      name: options.name,
+      dir: options.dir,
+      exe: options.exe,
+      args: options.args,
+      // Readiness is checked below, so the typed client's service is only a placeholder.
+      service: pingService(options.service ?? "ftl.plugin.cli.Unknown") as PingableService,
+      readiness: async (transport, signal) => {
+        try {
+          return await readiness(transport, signal, options.service, options.found);
+        } catch (error) {
+          // Waiting longer would not help: stop now, with the reason.
+          if (error instanceof CliError) giveUp.abort(error);
+          throw error;
+        }
+      },
+      logger: options.logger,
+      startTimeout: options.timeout,
+      protocol: options.protocol,
+      bind: options.bind,
+      auth: options.auth,
+      signal: AbortSignal.any([interrupted.signal, giveUp.signal]),
+    });
+    return { plugin, interrupted: interrupted.signal, removeSignals };
+  } catch (error) {
+    removeSignals();
+    if (giveUp.signal.aborted) throw giveUp.signal.reason;
+    if (interrupted.signal.aborted) return { interrupted: interrupted.signal, removeSignals };
+    throw unavailable(error);
+  } finally {
+    done();
+  }
+}
+
+// ------------------------------------------------------------------ run
+
+async function runCommand(args: string[]): Promise<number> {
+  const dash = args.indexOf("--");
+  const { values, positionals } = parse("run", dash === -1 ? args : args.slice(0, dash), [
+    "dir",
+    "name",
+    "bind",
+    "timeout",
+    "service",
+    "protocol",
+    "no-auth",
+    "log-level",
+  ]);
+  if (values.help) {
+    writeStdout(HELP.run);
+    return ExitCode.Ok;
+  }
+  if (positionals.length > 0) {
+    throw usage(`unexpected ${JSON.stringify(positionals[0])}: put the plugin after --`, "run");
+  }
+  const [exe, ...exeArgs] = dash === -1 ? [] : args.slice(dash + 1);
+  if (!exe) throw usage("no plugin to run: ftl-plugin run -- <exe> [args…]", "run");
+  const json = values.json === true;
+  const timeout = durationOption("run", values, "timeout", 30_000);
+  const protocol = protocolOption("run", values);
+  const service = serviceOption("run", values);
+  const bind = values.bind ?? "tcp";
+  if (bind !== "tcp" && bind !== "unix") {
+    throw usage(`--bind must be tcp or unix, not ${JSON.stringify(bind)}`, "run");
+  }
+  const name = values.name ?? pluginName(exe, exeArgs);
+  const log = logger(json, logLevelOption("run", values, 9));
+
+  let stopRequested: (() => void) | undefined;
+  const started = performance.now();
+  const found: Found = {};
+  const { plugin, interrupted, removeSignals } = await startPlugin({
+    name,
+    dir: values.dir ?? ".",
+    exe,
+    args: exeArgs,
+    service,
+    found,
+    logger: log,
+    timeout,
+    protocol,
+    bind,
+    auth: values["no-auth"] !== true,
+    json,
+    onSignal: () => stopRequested?.(),
+  });
+  if (!plugin) return ExitCode.Interrupted;
+  const readyMs = performance.now() - started;
+  try {
+    // Reflection answered during readiness unless --service skipped it.
+    const inv: Inventory = found.inventory ??
+      await inventory(plugin.transport).catch((error) => ({
+        unknown: `reflection failed: ${errorText(error)}`,
+      }));
+    if (json) {
+      writeStdout(
+        JSON.stringify({
+          event: "ready",
+          name,
+          pid: plugin.pid,
+          endpoint: endpointText(plugin.endpoint),
+          protocol: plugin.protocol,
+          readyMs: Math.round(readyMs * 10) / 10,
+          readiness: found.via,
+          services: inv.services ?? null,
+          ...(inv.unknown ? { servicesUnknown: inv.unknown } : {}),
+        }) + "\n",
+      );
+    } else {
+      writeStdout(describeReady(name, plugin, readyMs, inv, found.via));
+    }
+    const stopped = new Promise<"stopped">((resolve) => {
+      stopRequested = () => resolve("stopped");
+      if (interrupted.aborted) resolve("stopped");
+    });
+    const outcome = await Promise.race([stopped, plugin.exited]);
+    const exit = outcome === "stopped" ? await plugin.stop() : outcome;
+    const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+    const event = outcome === "stopped" ? "stopped" : "exited";
+    if (json) {
+      writeStdout(JSON.stringify({ event, code: exit.code, signal: exit.signal }) + "\n");
+    } else {
+      writeStdout(`${name} ${event} (${how})\n`);
+    }
+    if (outcome === "stopped") return ExitCode.Ok;
+    return exit.code === 0 ? ExitCode.Ok : ExitCode.CallFailed;
+  } finally {
+    removeSignals();
+    await plugin.stop();
+  }
+}
+
+function describeReady(
+  name: string,
+  plugin: Plugin<PingableService>,
+  readyMs: number,
+  inv: Inventory,
+  via: string | undefined,
+): string {
+  const lines = [
+    `${name} is ready (${readyMs.toFixed(0)} ms)`,
+    `  endpoint   ${endpointText(plugin.endpoint)}`,
+    `  protocol   ${plugin.protocol}`,
+    `  pid        ${plugin.pid}`,
+  ];
+  if (via) lines.push(`  readiness  ${via}`);
+  if (inv.services) {
+    lines.push("  services");
+    for (const s of inv.services) {
+      lines.push(`    ${s.name}`);
+      const width = Math.max(...s.methods.map((m) => m.name.length), 0);
+      for (const m of s.methods) {
+        lines.push(
+          `      ${m.name.padEnd(width)}  ${m.kind}  ${m.input} → ${m.output}`,
+        );
+      }
+    }
+  } else {
+    lines.push(`  services   unknown: ${inv.unknown}`);
+  }
+  lines.push("Ctrl-C stops it.");
+  return lines.join("\n") + "\n";
+}
+
+// ------------------------------------------------------------------ call
+
+async function callCommand(args: string[]): Promise<number> {
+  const dash = args.indexOf("--");
+  const { values, positionals } = parse("call", dash === -1 ? args : args.slice(0, dash), [
+    "token",
+    "timeout",
+    "service",
+    "protocol",
+    "dir",
+    "log-level",
+  ]);
+  if (values.help) {
+    writeStdout(HELP.call);
+    return ExitCode.Ok;
+  }
+  const exeArgs = dash === -1 ? [] : args.slice(dash + 1);
+  const [target, methodName, input = "{}", ...extra] = positionals;
+  if (!target || !methodName) {
+    throw usage(
+      "call needs a target and a method: call <exe|URL> <package.Service/Method> [JSON]",
+      "call",
+    );
+  }
+  if (extra.length > 0) {
+    throw usage(`unexpected ${JSON.stringify(extra[0])}: plugin arguments go after --`, "call");
+  }
+  const json = values.json === true;
+  const timeout = durationOption("call", values, "timeout", 30_000);
+  const protocol = protocolOption("call", values);
+  const service = serviceOption("call", values);
+  const [serviceName, method] = splitMethod(methodName);
+  const text = input === "-" ? await readStdinText() : input;
+  let body: JsonValue;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    throw usage(`the message is not JSON: ${(error as Error).message}`, "call");
+  }
+
+  if (isUrl(target)) {
+    if (exeArgs.length > 0) throw usage("arguments after -- are for an executable target", "call");
+    const connection = new Connection(parseTarget("call", target), protocol, tokenOption(values));
+    try {
+      return await connection.run((transport) =>
+        invoke(transport, serviceName, method, body, timeout, json)
+      );
+    } finally {
+      connection.close();
+    }
+  }
+
+  const { plugin, interrupted, removeSignals } = await startPlugin({
+    name: pluginName(target, exeArgs),
+    dir: values.dir ?? ".",
+    exe: target,
+    args: exeArgs,
+    service,
+    found: {},
+    logger: logger(json, logLevelOption("call", values, 13)),
+    timeout,
+    protocol,
+    bind: "tcp",
+    auth: true,
+    json,
+  });
+  if (!plugin) return ExitCode.Interrupted;
+  try {
+    return await invoke(
+      plugin.transport,
+      serviceName,
+      method,
+      body,
+      timeout,
+      json,
+      interrupted,
+    );
+  } finally {
+    removeSignals();
+    await plugin.stop();
+  }
+}
+
+function splitMethod(text: string): [string, string] {
+  const slash = text.lastIndexOf("/");
+  const cut = slash !== -1 ? slash : text.lastIndexOf(".");
+  const service = text.slice(0, cut).replace(/^\//, "");
+  const method = text.slice(cut + 1);
+  if (cut <= 0 || !service || !method) {
+    throw usage(
+      `${
+        JSON.stringify(text)
+      } is not a method: write package.Service/Method, e.g. echo.v1.EchoService/Echo`,
+      "call",
+    );
+  }
+  return [service, method];
+}
+
+/** The descriptor of `service`: from reflection, or known without it (Ping, health). */
+async function describe(transport: Transport, service: string, method: string) {
+  let registry: Registry | undefined;
+  let why: string;
+  try {
+    registry = await new ReflectionClient(transport).registryFor([service]);
+    why = "";
+  } catch (error) {
+    const e = ConnectError.from(error);
+    if (e.code !== Code.Unimplemented && e.code !== Code.NotFound) throw error;
+    why = e.code === Code.NotFound
+      ? `the plugin does not serve ${service}`
+      : "the plugin serves no reflection";
+  }
+  let desc = registry?.getService(service);
+  if (!desc && service === Health.typeName) desc = Health;
+  if (!desc && method === "Ping" && why === "the plugin serves no reflection") {
+    desc = pingService(service);
+  }
+  if (!desc) {
+    throw new CliError(
+      `cannot call ${service}/${method}: ${why || `the plugin does not serve ${service}`}`,
+      ExitCode.Usage,
+    );
+  }
+  const found = desc.methods.find((m) => m.name === method || m.localName === method);
+  if (!found) {
+    throw new CliError(
+      `${service} has no method ${method}; it has ${desc.methods.map((m) => m.name).join(", ")}`,
+      ExitCode.Usage,
+    );
+  }
+  return { desc, method: found, registry };
+}
+
+async function invoke(
+  transport: Transport,
+  serviceName: string,
+  methodName: string,
+  body: JsonValue,
+  timeoutMs: number,
+  json: boolean,
+  signal?: AbortSignal,
+): Promise<number> {
+  let described;
+  try {
+    described = await describe(transport, serviceName, methodName);
+  } catch (error) {
+    throw unavailable(error);
+  }
+  const { desc, method, registry } = described;
+  if (method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming") {
+    throw new CliError(
+      `${method.name} is ${
+        KINDS[method.methodKind]
+      }: call sends one message, so only unary and server-streaming methods`,
+      ExitCode.Usage,
+    );
+  }
+  let message;
+  try {
+    message = fromJson(method.input, body, { registry });
+  } catch (error) {
+    throw usage(
+      `the message is not a valid ${method.input.typeName}: ${(error as Error).message}`,
+      "call",
+    );
+  }
+  const print = (output: Parameters<typeof toJson>[1]) => {
+    const value = toJson(method.output, output as never, { registry });
+    writeStdout((json ? JSON.stringify(value) : JSON.stringify(value, null, 2)) + "\n");
+  };
+  const client = createClient(desc, transport) as unknown as Record<
+    string,
+    (input: unknown, options: object) => unknown
+  >;
+  const options = { timeoutMs, signal };
+  try {
+    if (method.methodKind === "unary") {
+      print(await (client[method.localName](message, options) as Promise<never>));
+    } else {
+      for await (
+        const output of client[method.localName](message, options) as AsyncIterable<never>
+      ) {
+        print(output);
+      }
+    }
+    return ExitCode.Ok;
+  } catch (error) {
+    const e = ConnectError.from(error);
+    if (e.code === Code.Unavailable) throw unavailable(e);
+    if (json) {
+      writeStdout(
+        JSON.stringify({ error: { code: codeToString(e.code), message: e.rawMessage } }) + "\n",
+      );
+    } else {
+      writeStderr(`error: ${codeToString(e.code)}: ${e.rawMessage}\n`);
+    }
+    return ExitCode.CallFailed;
+  }
+}
+
+// ------------------------------------------------------------------ ping
+
+async function pingCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse("ping", args, ["token", "service", "wait", "protocol"]);
+  if (values.help) {
+    writeStdout(HELP.ping);
+    return ExitCode.Ok;
+  }
+  const [target, ...extra] = positionals;
+  if (!target) throw usage("ping needs the plugin's URL: ping <URL>", "ping");
+  if (extra.length > 0) throw usage(`unexpected ${JSON.stringify(extra[0])}`, "ping");
+  if (!isUrl(target)) {
+    throw usage(
+      `${JSON.stringify(target)} is not a URL (http://host:port or unix:///path)`,
+      "ping",
+    );
+  }
+  const json = values.json === true;
+  const wait = durationOption("ping", values, "wait", 0);
+  const service = serviceOption("ping", values);
+  const connection = new Connection(
+    parseTarget("ping", target),
+    protocolOption("ping", values),
+    tokenOption(values),
+  );
+  const started = performance.now();
+  const deadline = started + wait;
+  const found: { via?: string } = {};
+  let last = "no answer";
+  let done = wait > 0 ? waiting(`waiting for ${target}`, json) : () => {};
+  try {
+    for (;;) {
+      const attempt = performance.now();
+      try {
+        const notReady = await connection.run((transport) =>
+          readiness(
+            transport,
+            AbortSignal.timeout(Math.max(1_000, deadline - attempt)),
+            service,
+            found,
+          )
+        );
+        if (notReady === undefined) {
+          done();
+          done = () => {};
+          const ms = performance.now() - attempt;
+          if (json) {
+            writeStdout(
+              JSON.stringify({ ready: true, ms: Math.round(ms * 100) / 100, via: found.via }) +
+                "\n",
+            );
+          } else {
+            writeStdout(`ready (${found.via}, ${ms.toFixed(1)} ms)\n`);
+          }
+          return ExitCode.Ok;
+        }
+        last = `not ready: ${notReady}`;
+      } catch (error) {
+        if (error instanceof CliError) throw error;
+        const e = ConnectError.from(error);
+        last = `${codeToString(e.code)}: ${e.rawMessage}`;
+        if (e.code === Code.Unauthenticated) {
+          last +=
+            " (pass its token with --token or $FTL_PLUGIN_TOKEN, or start it with run --no-auth)";
+          break;
+        }
+      }
+      if (performance.now() + 50 > deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    done();
+    connection.close();
+  }
+  if (json) writeStdout(JSON.stringify({ ready: false, reason: last }) + "\n");
+  else writeStderr(`not ready: ${last.replace(/^not ready: /, "")}\n`);
+  return ExitCode.Unavailable;
+}
+
+if (isMainModule(import.meta)) {
+  await exitProcess(await main(processArgs()));
+}

@@ -1,0 +1,344 @@
+// The ftl-plugin CLI, driven as a subprocess (deno run cli.ts, or node cli.js from the
+// npm build) against the echo plugin and against a @grpc/grpc-js plugin.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { createInterface } from "node:readline";
+import {
+  echoGuestCommand,
+  isGone,
+  onDeno,
+  runToEnd,
+  scriptCommand,
+  tempDir,
+  waitUntil,
+} from "./_helpers.ts";
+
+const cli = scriptCommand(new URL("../cli.ts", import.meta.url));
+
+/** Runs the CLI to its end. */
+function ftlPlugin(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(cli.exe, [...cli.args, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return runToEnd(child);
+}
+
+/**
+ * An executable script that runs `command`: the CLI is given one path, as users give
+ * it their plugin (and Deno's child_process leaves argv naming a runtime alone then).
+ */
+function executable(dir: string, name: string, command: { exe: string; args: string[] }): string {
+  const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+  const path = join(dir, name);
+  writeFileSync(
+    path,
+    `#!/bin/sh\nexec ${[command.exe, ...command.args].map(quote).join(" ")} "$@"\n`,
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+const ESC = "\u001b";
+
+const echoCommand = echoGuestCommand(onDeno ? "deno" : "node");
+const grpcCommand = scriptCommand(new URL("./fixtures/grpc_plugin.ts", import.meta.url));
+
+interface Running {
+  child: ChildProcess;
+  ready: Record<string, unknown>;
+  lines: string[];
+  stderr: string[];
+  closed: Promise<number | null>;
+}
+
+/** Starts `ftl-plugin run --json …` and waits for its ready event. */
+async function runJson(args: string[], env: Record<string, string> = {}): Promise<Running> {
+  const child = spawn(cli.exe, [...cli.args, "run", "--json", ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const closed = new Promise<number | null>((resolve) => child.once("close", resolve));
+  const lines: string[] = [];
+  const stderr: string[] = [];
+  createInterface({ input: child.stderr! }).on("line", (line) => stderr.push(line));
+  try {
+    const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no ready event in 30 s")), 30_000);
+      createInterface({ input: child.stdout! }).on("line", (line) => {
+        lines.push(line);
+        const event = JSON.parse(line);
+        if (event.event === "ready") {
+          clearTimeout(timer);
+          resolve(event);
+        }
+      });
+      closed.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`run exited (${code}):\n${stderr.join("\n")}`));
+      });
+    });
+    return { child, ready, lines, stderr, closed };
+  } catch (error) {
+    child.kill("SIGKILL");
+    await closed;
+    throw error;
+  }
+}
+
+async function stopRun(running: Running): Promise<number | null> {
+  // process.kill, not child.kill: Deno's child_process reports the signal otherwise.
+  if (running.child.exitCode === null) process.kill(running.child.pid!, "SIGTERM");
+  return await running.closed;
+}
+
+async function killRun(running: Running): Promise<void> {
+  if (running.child.exitCode === null && running.child.signalCode === null) {
+    running.child.kill("SIGKILL");
+  }
+  await running.closed;
+  const pid = running.ready.pid as number | undefined;
+  if (pid && !isGone(pid)) process.kill(-pid, "SIGKILL");
+}
+
+describe("ftl-plugin", () => {
+  it("has help for every command, naming the exit codes", async () => {
+    for (const args of [["--help"], ["run", "--help"], ["call", "--help"], ["ping", "-h"]]) {
+      const { code, stdout } = await ftlPlugin(args);
+      assert.equal(code, 0, args.join(" "));
+      assert.match(stdout, /Usage:/);
+      assert.match(stdout, /Exit codes:\n {2}0 /);
+    }
+  });
+
+  it("fails bad usage with exit 2 and one clear line", async () => {
+    const cases: [string[], RegExp][] = [
+      [["frobnicate"], /unknown command "frobnicate"/],
+      [["run", "--bogus", "--", "x"], /bogus/],
+      [["run"], /no plugin to run/],
+      [["run", "--timeout", "soon", "--", "x"], /--timeout: "soon" is not a duration/],
+      [["ping"], /ping needs the plugin's URL/],
+      [["ping", "https://127.0.0.1:1"], /h2c: use http:\/\//],
+      [["call", "http://127.0.0.1:1", "NoSlash"], /is not a method/],
+      [["call", "http://127.0.0.1:1", "a.B/C", "{not json"], /the message is not JSON/],
+      [["call", "--protocol", "smoke", "http://127.0.0.1:1", "a.B/C"], /--protocol must be/],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stderr } = await ftlPlugin(args);
+      assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
+      assert.match(stderr, message);
+    }
+  });
+
+  it("reports a plugin that is not there with exit 3", async () => {
+    const { code, stderr } = await ftlPlugin(["ping", "http://127.0.0.1:1"]);
+    assert.equal(code, 3);
+    assert.match(stderr, /not ready: unavailable/);
+  });
+
+  it("runs the echo plugin, lists what it serves, and stops it on SIGTERM", async () => {
+    using dir = tempDir();
+    const exe = executable(dir.path, "echo-plugin", echoCommand);
+    const running = await runJson(["--no-auth", "--dir", dir.path, "--", exe]);
+    try {
+      const { ready } = running;
+      assert.equal(ready.name, "echo-plugin");
+      assert.equal(ready.protocol, "connect");
+      assert.match(String(ready.endpoint), /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal(ready.readiness, "echo.v1.EchoService/Ping");
+      const services = ready.services as {
+        name: string;
+        methods: { name: string; kind: string }[];
+      }[];
+      const echo = services.find((s) => s.name === "echo.v1.EchoService");
+      assert.deepEqual(
+        echo?.methods.map((m) => `${m.name} ${m.kind}`),
+        ["Ping unary", "Echo unary", "Count server streaming", "Fail unary"],
+      );
+      const url = String(ready.endpoint);
+
+      const ping = await ftlPlugin(["ping", url]);
+      assert.equal(ping.code, 0, ping.stderr);
+      assert.match(ping.stdout, /^ready \(echo\.v1\.EchoService\/Ping, [\d.]+ ms\)\n$/);
+
+      const echoed = await ftlPlugin(["call", url, "echo.v1.EchoService/Echo", '{"message":"hi"}']);
+      assert.equal(echoed.code, 0, echoed.stderr);
+      assert.deepEqual(JSON.parse(echoed.stdout), { message: "hi" });
+
+      const counted = await ftlPlugin([
+        "call",
+        "--json",
+        url,
+        "echo.v1.EchoService.Count",
+        '{"count":3}',
+      ]);
+      assert.equal(counted.code, 0, counted.stderr);
+      assert.equal(counted.stdout, '{"number":1}\n{"number":2}\n{"number":3}\n');
+
+      const failed = await ftlPlugin([
+        "call",
+        url,
+        "echo.v1.EchoService/Fail",
+        '{"code":5,"message":"nope"}',
+      ]);
+      assert.equal(failed.code, 1);
+      assert.equal(failed.stderr, "error: not_found: nope\n");
+      const failedJson = await ftlPlugin([
+        "call",
+        "--json",
+        url,
+        "echo.v1.EchoService/Fail",
+        '{"code":9,"message":"later"}',
+      ]);
+      assert.equal(failedJson.code, 1);
+      assert.deepEqual(JSON.parse(failedJson.stdout), {
+        error: { code: "failed_precondition", message: "later" },
+      });
+
+      const unknown = await ftlPlugin(["call", url, "echo.v1.EchoService/Nope"]);
+      assert.equal(unknown.code, 2);
+      assert.match(unknown.stderr, /has no method Nope; it has Ping, Echo, Count, Fail/);
+      const badField = await ftlPlugin(["call", url, "echo.v1.EchoService/Echo", '{"mesage":"x"}']);
+      assert.equal(badField.code, 2);
+      assert.match(badField.stderr, /not a valid echo\.v1\.EchoRequest.*"mesage"/);
+
+      assert.equal(await stopRun(running), 0);
+      assert.deepEqual(JSON.parse(running.lines.at(-1)!), {
+        event: "stopped",
+        code: 0,
+        signal: null,
+      });
+      assert.ok(await waitUntil(() => isGone(ready.pid as number), 5_000), "the plugin is gone");
+    } finally {
+      await killRun(running);
+    }
+  });
+
+  it("keeps a plugin started with a token closed to callers without it", async () => {
+    using dir = tempDir();
+    const exe = executable(dir.path, "echo-plugin", echoCommand);
+    const running = await runJson(["--dir", dir.path, "--", exe]);
+    try {
+      const ping = await ftlPlugin(["ping", String(running.ready.endpoint)]);
+      assert.equal(ping.code, 3);
+      assert.match(ping.stderr, /unauthenticated.*--token/);
+      const wrong = await ftlPlugin(["ping", String(running.ready.endpoint)], {
+        FTL_PLUGIN_TOKEN: "not-the-token",
+      });
+      assert.equal(wrong.code, 3);
+    } finally {
+      await stopRun(running);
+      await killRun(running);
+    }
+  });
+
+  it("calls an executable: starts it, calls, stops it", async () => {
+    using dir = tempDir();
+    const exe = executable(dir.path, "echo-plugin", echoCommand);
+    const { code, stdout, stderr } = await ftlPlugin([
+      "call",
+      "--dir",
+      dir.path,
+      exe,
+      "echo.v1.EchoService/Echo",
+      '{"message":"once"}',
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(JSON.parse(stdout), { message: "once" });
+    // Not a terminal: a plain line while it starts, no spinner.
+    assert.match(stderr, /^starting echo-plugin…$/m);
+    assert.ok(!stderr.includes(`${ESC}[`), "no terminal escapes");
+  });
+
+  it("spins while a plugin starts when stderr is a terminal", {
+    // util-linux's script(1) gives the CLI a pseudo-terminal.
+    skip: !existsSync("/usr/bin/script"),
+  }, async () => {
+    using dir = tempDir();
+    const exe = executable(dir.path, "echo-plugin", echoCommand);
+    const ftl = executable(dir.path, "ftl-plugin", cli);
+    const command =
+      `${ftl} call --dir ${dir.path} ${exe} echo.v1.EchoService/Echo '{"message":"tty"}'`;
+    const { code, stdout } = await runToEnd(
+      spawn("/usr/bin/script", ["-qec", command, "/dev/null"], {
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
+    assert.equal(code, 0, stdout);
+    // A frame drawn over the line, then the line cleared before the answer.
+    const clear = `\r${ESC}[2K`;
+    assert.ok(
+      [..."⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"].some((frame) => stdout.includes(`${clear}${frame} starting echo-plugin…`)),
+      JSON.stringify(stdout),
+    );
+    assert.ok(stdout.includes(`${clear}{`), JSON.stringify(stdout));
+    assert.deepEqual(JSON.parse(stdout.slice(stdout.lastIndexOf(clear) + clear.length)), {
+      message: "tty",
+    });
+  });
+
+  it("speaks gRPC to a grpc-js plugin with reflection", async () => {
+    using dir = tempDir();
+    const exe = executable(dir.path, "grpc-plugin", grpcCommand);
+    const env = { TEST_REFLECTION: "1" };
+    const running = await runJson(["--no-auth", "--dir", dir.path, "--", exe], env);
+    try {
+      assert.equal(running.ready.protocol, "grpc");
+      const url = String(running.ready.endpoint);
+      const echoed = await ftlPlugin([
+        "call",
+        "--json",
+        url,
+        "echo.v1.EchoService/Echo",
+        '{"message":"x"}',
+      ]);
+      assert.equal(echoed.code, 0, echoed.stderr);
+      assert.equal(echoed.stdout, '{"message":"grpc x"}\n');
+      const ping = await ftlPlugin(["ping", "--json", url]);
+      assert.equal(ping.code, 0, ping.stderr);
+      assert.equal(JSON.parse(ping.stdout).via, "echo.v1.EchoService/Ping");
+    } finally {
+      await stopRun(running);
+      await killRun(running);
+    }
+  });
+
+  it("needs --service for a grpc-js plugin without reflection, and says so at once", async () => {
+    using dir = tempDir();
+    const exe = executable(dir.path, "grpc-plugin", grpcCommand);
+    const started = performance.now();
+    const refused = await ftlPlugin(["call", "--dir", dir.path, exe, "echo.v1.EchoService/Ping"]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /neither reflection nor grpc\.health\.v1.*--service/);
+    assert.ok(performance.now() - started < 20_000, "it did not wait for the 30 s timeout");
+
+    const running = await runJson([
+      "--no-auth",
+      "--service",
+      "echo.v1.EchoService",
+      "--dir",
+      dir.path,
+      "--",
+      exe,
+    ]);
+    try {
+      assert.equal(running.ready.protocol, "grpc");
+      assert.equal(running.ready.services, null);
+      assert.equal(running.ready.servicesUnknown, "the plugin serves no reflection");
+      const url = String(running.ready.endpoint);
+      const ping = await ftlPlugin(["call", url, "echo.v1.EchoService/Ping"]);
+      assert.equal(ping.code, 0, ping.stderr);
+      assert.deepEqual(JSON.parse(ping.stdout), {});
+      const echo = await ftlPlugin(["call", url, "echo.v1.EchoService/Echo", '{"message":"x"}']);
+      assert.equal(echo.code, 2);
+      assert.match(echo.stderr, /serves no reflection/);
+    } finally {
+      await stopRun(running);
+      await killRun(running);
+    }
+  });
+});
