@@ -30,10 +30,33 @@ export const wholeBody: unique symbol = Symbol("ftl-ts.wholeBody");
 /** On a universal request: reads the whole body at once, where the runtime can. */
 export const readWholeBody: unique symbol = Symbol("ftl-ts.readWholeBody");
 
-/** A universal request that may carry {@linkcode readWholeBody}. */
+/**
+ * On a universal request: reads one header (lower-case name) without making the
+ * request's Headers, where the runtime keeps them in a cheaper form.
+ */
+export const peekHeader: unique symbol = Symbol("ftl-ts.peekHeader");
+
+/** A universal request that may carry {@linkcode readWholeBody} and {@linkcode peekHeader}. */
 export type FastRequest = UniversalServerRequest & {
   [readWholeBody]?: () => Promise<Uint8Array>;
+  [peekHeader]?: (name: string) => string | null;
 };
+
+/**
+ * One request header of a call, by lower-case name, without making the request's
+ * Headers when the call took the lean path.
+ */
+export function requestHeaderOf(context: HandlerContext, name: string): string | null {
+  return context instanceof LeanContext
+    ? context.peekRequestHeader(name)
+    : context.requestHeader.get(name);
+}
+
+/** One request header, by lower-case name, the cheapest way the runtime offers. */
+export function headerOf(request: FastRequest, name: string): string | null {
+  const peek = request[peekHeader];
+  return peek ? peek(name) : request.header.get(name);
+}
 
 /** A body iterable that also holds its bytes under {@linkcode wholeBody}. */
 export type WholeBody = AsyncIterable<Uint8Array> & { [wholeBody]: Uint8Array };
@@ -69,21 +92,20 @@ type Protocol = "connect" | "grpc";
  * answer it (JSON, compression, timeouts, GET, gRPC-Web, or gRPC where the runtime
  * cannot send trailers).
  */
-function leanProtocol(request: UniversalServerRequest, grpc: boolean): Protocol | undefined {
+function leanProtocol(request: FastRequest, grpc: boolean): Protocol | undefined {
   if (request.method !== "POST") return undefined;
-  const h = request.header;
-  const type = h.get("content-type");
+  const type = headerOf(request, "content-type");
   if (type === "application/proto") {
-    const encoding = h.get("content-encoding");
+    const encoding = headerOf(request, "content-encoding");
     if (encoding !== null && encoding !== "identity") return undefined;
-    if (h.has("connect-timeout-ms")) return undefined;
-    const version = h.get("connect-protocol-version");
+    if (headerOf(request, "connect-timeout-ms") !== null) return undefined;
+    const version = headerOf(request, "connect-protocol-version");
     return version === null || version === "1" ? "connect" : undefined;
   }
   if (grpc && (type === "application/grpc" || type === "application/grpc+proto")) {
-    const encoding = h.get("grpc-encoding");
+    const encoding = headerOf(request, "grpc-encoding");
     if (encoding !== null && encoding !== "identity") return undefined;
-    return h.has("grpc-timeout") ? undefined : "grpc";
+    return headerOf(request, "grpc-timeout") !== null ? undefined : "grpc";
   }
   return undefined;
 }
@@ -197,9 +219,8 @@ class LeanContext implements HandlerContext {
   readonly service: HandlerContext["service"];
   readonly requestMethod = "POST";
   readonly url: string;
-  readonly requestHeader: Headers;
   readonly timeoutMs = (): undefined => undefined;
-  #request: UniversalServerRequest;
+  #request: FastRequest;
   #shutdown: AbortSignal;
   #controller?: AbortController;
   #detach?: () => void;
@@ -209,13 +230,12 @@ class LeanContext implements HandlerContext {
 
   constructor(
     readonly method: DescMethodUnary,
-    request: UniversalServerRequest,
+    request: FastRequest,
     shutdown: AbortSignal,
     readonly protocolName: Protocol,
   ) {
     this.service = method.parent;
     this.url = request.url;
-    this.requestHeader = request.header;
     this.#request = request;
     this.#shutdown = shutdown;
   }
@@ -242,6 +262,16 @@ class LeanContext implements HandlerContext {
   /** The signal if a handler asked for it, else one that is aborted only by shutdown. */
   get signalIfAny(): AbortSignal {
     return this.#controller?.signal ?? this.#shutdown;
+  }
+
+  /** Made only when asked for: the lean path reads what it needs with headerOf. */
+  get requestHeader(): Headers {
+    return this.#request.header;
+  }
+
+  /** One request header without making them all. */
+  peekRequestHeader(name: string): string | null {
+    return headerOf(this.#request, name);
   }
 
   get responseHeader(): Headers {
@@ -295,7 +325,7 @@ async function readBody(request: FastRequest, limit: number): Promise<Uint8Array
       `message size is larger than configured readMaxBytes ${limit}`,
       Code.ResourceExhausted,
     );
-  const declared = Number(request.header.get("content-length") ?? NaN);
+  const declared = Number(headerOf(request, "content-length") ?? NaN);
   if (declared > limit) throw tooLarge();
   const whole = request[readWholeBody];
   if (whole && !Number.isNaN(declared)) return await whole();

@@ -27,7 +27,7 @@ import {
   HealthCheckResponseSchema,
 } from "../gen/grpc/health/v1/health_pb.ts";
 import type { Logger } from "./log.ts";
-import { type FastRoute, fastUnaryRoute } from "./fast_unary.ts";
+import { type FastRoute, fastUnaryRoute, requestHeaderOf } from "./fast_unary.ts";
 import { reflectionServices } from "./reflection.ts";
 
 /**
@@ -134,10 +134,10 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
  * stay open so that probes need no secret.
  */
 function tokenGate(token: string): (context: HandlerContext) => void {
-  const expected = new TextEncoder().encode(`Bearer ${token}`);
+  const expected = `Bearer ${token}`;
   return (context) => {
     if (context.service.typeName === Health.typeName) return;
-    const given = new TextEncoder().encode(context.requestHeader.get("authorization") ?? "");
+    const given = requestHeaderOf(context, "authorization") ?? "";
     if (!constantTimeEqual(given, expected)) {
       // Never echo what was sent or expected: either may be a secret.
       throw new ConnectError("missing or wrong plugin token", Code.Unauthenticated);
@@ -146,9 +146,11 @@ function tokenGate(token: string): (context: HandlerContext) => void {
 }
 
 /** Compares without an early exit, so timing tells nothing but the length. */
-function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  let difference = a.length ^ b.length;
-  for (let i = 0; i < b.length; i++) difference |= (a[i] ?? 0) ^ b[i];
+function constantTimeEqual(given: string, expected: string): boolean {
+  let difference = given.length ^ expected.length;
+  for (let i = 0; i < expected.length; i++) {
+    difference |= (given.charCodeAt(i) || 0) ^ expected.charCodeAt(i);
+  }
   return difference === 0;
 }
 

@@ -22,7 +22,13 @@ import {
 } from "@connectrpc/connect-node";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { BindAddress } from "../bind.ts";
-import { type FastRequest, readWholeBody, type WholeBody, wholeBody } from "../fast_unary.ts";
+import {
+  type FastRequest,
+  peekHeader,
+  readWholeBody,
+  type WholeBody,
+  wholeBody,
+} from "../fast_unary.ts";
 import type {
   Child,
   HttpServer,
@@ -403,10 +409,23 @@ function leanStreamRequest(
       return controller.signal;
     },
     [readWholeBody]: () => wholeBodyOf(stream),
+    [peekHeader]: (name: string) => peek(headers, name),
   } as FastRequest;
 }
 
 const unfilled: unique symbol = Symbol("unfilled");
+
+/** One header of Node's header object, as Headers#get would give it. */
+function peek(incoming: http.IncomingHttpHeaders, name: string): string | null {
+  if (name.charCodeAt(0) === 58 /* ":" */) return null;
+  const value = incoming[name];
+  if (value === undefined) return null;
+  return typeof value === "string"
+    ? value
+    : Array.isArray(value)
+    ? value.join(", ")
+    : String(value);
+}
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -462,6 +481,7 @@ function leanRequest(req: NodeRequest, res: NodeResponse): FastRequest {
       return controller.signal;
     },
     [readWholeBody]: () => wholeBodyOf(req),
+    [peekHeader]: (name: string) => peek(req.headers, name),
   } as FastRequest;
 }
 
