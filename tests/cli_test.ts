@@ -3,7 +3,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
@@ -88,6 +88,17 @@ async function runJson(args: string[], env: Record<string, string> = {}): Promis
     await closed;
     throw error;
   }
+}
+
+/** Live processes whose command line contains `marker`. */
+function processesWith(marker: string): number[] {
+  return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map(Number).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(marker) && !isGone(pid);
+    } catch {
+      return false;
+    }
+  });
 }
 
 async function stopRun(running: Running): Promise<number | null> {
@@ -304,6 +315,32 @@ describe("ftl-plugin", () => {
     } finally {
       await stopRun(running);
       await killRun(running);
+    }
+  });
+
+  it("exits 130 on Ctrl-C while a plugin starts, and leaves no process behind", async () => {
+    using dir = tempDir();
+    // A plugin that never listens; the marker finds it among all processes.
+    const marker = `61.${process.pid}`;
+    const exe = executable(dir.path, "never-ready", { exe: "sleep", args: [marker] });
+    const child = spawn(cli.exe, [...cli.args, "run", "--dir", dir.path, "--", exe], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const finished = runToEnd(child);
+    try {
+      // Not a terminal: the one plain line says it is starting.
+      let stderr = "";
+      child.stderr!.on("data", (chunk) => (stderr += chunk));
+      assert.ok(await waitUntil(() => stderr.includes("starting never-ready…"), 15_000), stderr);
+      assert.ok(await waitUntil(() => processesWith(marker).length > 0, 5_000), "the plugin runs");
+      process.kill(child.pid!, "SIGINT");
+      const { code } = await finished;
+      assert.equal(code, 130);
+      assert.deepEqual(processesWith(marker), []);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await finished;
+      for (const pid of processesWith(marker)) process.kill(pid, "SIGKILL");
     }
   });
 
