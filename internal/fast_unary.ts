@@ -54,20 +54,28 @@ export function requestHeaderOf(context: HandlerContext, name: string): string |
 
 /** One request header, by lower-case name, the cheapest way the runtime offers. */
 export function headerOf(request: FastRequest, name: string): string | null {
-  const peek = request[peekHeader];
-  return peek ? peek(name) : request.header.get(name);
+  // Called as methods: a runtime may implement them on a class.
+  return request[peekHeader] ? request[peekHeader](name) : request.header.get(name);
 }
 
 /** A body iterable that also holds its bytes under {@linkcode wholeBody}. */
 export type WholeBody = AsyncIterable<Uint8Array> & { [wholeBody]: Uint8Array };
 
+/** A class for the same reason as the runtimes' request classes: one shape, one object. */
+class Whole {
+  readonly [wholeBody]: Uint8Array;
+
+  constructor(bytes: Uint8Array) {
+    this[wholeBody] = bytes;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    yield this[wholeBody];
+  }
+}
+
 function bodyOf(bytes: Uint8Array): WholeBody {
-  return {
-    [wholeBody]: bytes,
-    async *[Symbol.asyncIterator]() {
-      yield bytes;
-    },
-  };
+  return new Whole(bytes);
 }
 
 /** What a fast route needs besides the method and its implementation. */
@@ -327,8 +335,7 @@ async function readBody(request: FastRequest, limit: number): Promise<Uint8Array
     );
   const declared = Number(headerOf(request, "content-length") ?? NaN);
   if (declared > limit) throw tooLarge();
-  const whole = request[readWholeBody];
-  if (whole && !Number.isNaN(declared)) return await whole();
+  if (request[readWholeBody] && !Number.isNaN(declared)) return await request[readWholeBody]();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of request.body as AsyncIterable<Uint8Array>) {

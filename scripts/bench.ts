@@ -671,6 +671,11 @@ and response bodies; a ReadableStream per response) and our request conversion. 
 forwarding, decoding entries, re-stamping times (toISOString + a regex per line) and
 re-encoding dominated.
 
+The largest single win after the fast paths was not visible in any profile as a hot
+function: the per-call request object was an object literal with getters (a closure per
+getter, and objects of no stable shape); the same thing as a class sped both guests up by
+10–20%.
+
 On Node (\`node --cpu-prof\` of the guest under h2load): node:http2's compatibility layer
 (a request and a response object per call, each a full Node stream) and the garbage it
 leaves were most of a call; connect-node's request conversion made an AbortController whose
@@ -701,6 +706,9 @@ process: curl's first Ping to a fresh raw node:http2 server took 6.0–6.2 ms, l
 | a lean gRPC unary client path (Node host) | Node host → Node guest gRPC, c=32 / c=1 p50 | 4 227 calls/s / 0.509 ms | 14 673–14 835 calls/s / 0.261–0.273 ms |
 | log lines: one decoder call per chunk, a ring for the last lines, no intermediate objects in forward | log forwarding of 1 000 000 lines | 401 784–408 722 lines/s | 521 568–538 297 lines/s |
 | Node: request headers read from Node's object, no Headers made unless a handler asks; the token compared as a string | Node guest Connect Ping, 4 runs of 100 000 after start | 34 268–40 660 req/s | 36 594–41 477 req/s (no difference beyond noise) |
+| Node: no per-stream close listener (shutdown waits for sessions instead); whole bodies written without an async step | same | 36 594–41 477 | 36 474–41 279 (no difference beyond noise) |
+| the runtimes' universal requests (and whole bodies) as classes, not object literals with getters | Node guest Connect / gRPC Ping, 4 runs of 100 000 | 36 474–41 279 / 33 588–37 061 req/s | 42 892–50 649 / 38 934–41 966 req/s |
+| same | Deno guest Ping, 4 runs of 100 000 | 54 004–58 486 req/s | 60 924–69 615 req/s |
 
 (The before/after figures are single runs on a shared machine, taken as each change went
 in; the tables above are one later run of everything. From 2026-11-25 on, section 1 warms every

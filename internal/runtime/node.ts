@@ -202,14 +202,11 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
   // HTTP/2 on node:http2's stream API: its compatibility layer (a request and a
   // response object, each a full Node stream, per call) cost a third of a call.
   const h2 = http2.createServer({});
+  // Streams in flight are not counted: on shutdown each session is closed, which lets
+  // its streams finish, and the server closes once the last session has.
   h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
-    inFlight++;
     // A reset or write error ends the call through its signal; unheard, it would crash.
-    stream.on("error", () => {});
-    stream.once("close", () => {
-      inFlight--;
-      if (inFlight === 0) { for (const resolve of whenIdle) resolve(); }
-    });
+    stream.on("error", ignore);
     let request: FastRequest;
     try {
       request = leanStreamRequest(stream, headers);
@@ -219,7 +216,11 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       return;
     }
     options.handler(request)
-      .then((response) => writeToStream(response, stream))
+      .then((response) => {
+        const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
+        if (whole || !response.body) writeWhole(response, whole, stream);
+        else return writeStreamed(response, stream);
+      })
       .catch((error) => {
         options.onError(error);
         if (!stream.headersSent) respondPlain(stream, 500, "internal error\n");
@@ -255,6 +256,8 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       // node:http2 feeds whatever is buffered to its session before reading the native handle.
       socket.unshift(first);
       if (startsLikeHttp2(first)) {
+        // Its session closes it on shutdown, once its streams are done.
+        sockets.delete(socket);
         h2.emit("connection", socket);
         // node:http2 announces the session synchronously, so this one is ours.
         newestSession?.once("stream", () => clearTimeout(deadline));
@@ -298,8 +301,9 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
           server.close();
           // GOAWAY to every HTTP/2 client; streams in flight still finish.
           for (const session of sessions) session.close();
+          // HTTP/1.1 requests in flight finish too.
           if (inFlight > 0) await new Promise<void>((r) => whenIdle.add(r));
-          // Idle HTTP/1.1 keep-alive sockets would hold the server open forever.
+          // Idle HTTP/1.1 keep-alive sockets (and silent ones) would hold the server open.
           for (const socket of sockets) socket.destroy();
           await finished;
         },
@@ -323,34 +327,46 @@ function nodeHeadersOf(header: Headers | undefined, status?: number): http2.Outg
   return out;
 }
 
+function ignore(): void {}
+
+/** Sends the response head on an HTTP/2 stream; trailers follow the body. */
+function respondOn(
+  stream: http2.ServerHttp2Stream,
+  response: UniversalServerResponse,
+  length?: number,
+): void {
+  const trailer = response.trailer;
+  const head = nodeHeadersOf(response.header, response.status);
+  if (length !== undefined && trailer === undefined) head["content-length"] = length;
+  stream.respond(head, { waitForTrailers: trailer !== undefined });
+  if (trailer) stream.once("wantTrailers", () => stream.sendTrailers(nodeHeadersOf(trailer)));
+}
+
+/** A response whose body is at hand: head, body and trailers at once. */
+function writeWhole(
+  response: UniversalServerResponse,
+  whole: Uint8Array | undefined,
+  stream: http2.ServerHttp2Stream,
+): void {
+  if (stream.destroyed) return;
+  respondOn(stream, response, whole?.length ?? 0);
+  stream.end(whole);
+}
+
 /**
- * Sends a universal response on an HTTP/2 stream: headers when the first body chunk is
- * ready (so a handler can still add headers until then), the body with backpressure,
- * then the trailers. A stream that goes away stops the body's iterator.
+ * Sends a streamed universal response on an HTTP/2 stream: headers when the first
+ * body chunk is ready (so a handler can still add headers until then), the body with
+ * backpressure, then the trailers. A stream that goes away stops the body's iterator.
  */
-async function writeToStream(
+async function writeStreamed(
   response: UniversalServerResponse,
   stream: http2.ServerHttp2Stream,
 ): Promise<void> {
-  const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
-  const respond = (length?: number) => {
-    const trailer = response.trailer;
-    const head = nodeHeadersOf(response.header, response.status);
-    if (length !== undefined && trailer === undefined) head["content-length"] = length;
-    stream.respond(head, { waitForTrailers: trailer !== undefined });
-    if (trailer) stream.once("wantTrailers", () => stream.sendTrailers(nodeHeadersOf(trailer)));
-  };
-  if (whole || !response.body) {
-    if (stream.destroyed) return;
-    respond(whole?.length ?? 0);
-    stream.end(whole);
-    return;
-  }
-  const it = response.body[Symbol.asyncIterator]();
+  const it = response.body![Symbol.asyncIterator]();
   try {
     let chunk = await it.next();
     if (stream.destroyed) return;
-    respond();
+    respondOn(stream, response);
     for (; !chunk.done; chunk = await it.next()) {
       if (stream.destroyed) return;
       if (!stream.write(chunk.value)) {
@@ -377,40 +393,69 @@ function leanStreamRequest(
   stream: http2.ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
 ): FastRequest {
-  let header: Headers | undefined;
-  let controller: AbortController | undefined;
-  const path = headers[":path"] ?? "";
   const authority = headers[":authority"] ?? headers.host;
   if (authority === undefined) {
     throw new ConnectError("the request names no authority (no :authority or Host)", Code.Internal);
   }
-  return {
-    httpVersion: "2.0",
-    method: headers[":method"] ?? "",
-    url: path.startsWith("/")
+  return new StreamRequest(stream, headers, authority) as unknown as FastRequest;
+}
+
+/**
+ * A universal request over an HTTP/2 stream. A class rather than an object literal
+ * with getters: one allocation per call instead of an object and a closure per getter.
+ */
+class StreamRequest {
+  readonly httpVersion = "2.0";
+  readonly method: string;
+  readonly url: string;
+  readonly #stream: http2.ServerHttp2Stream;
+  readonly #headers: http2.IncomingHttpHeaders;
+  #header?: Headers;
+  #controller?: AbortController;
+
+  constructor(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    authority: string,
+  ) {
+    this.#stream = stream;
+    this.#headers = headers;
+    this.method = headers[":method"] ?? "";
+    const path = headers[":path"] ?? "";
+    this.url = path.startsWith("/")
       ? `http://${authority}${path}`
-      : new URL(path, `http://${authority}`).href,
-    get header() {
-      return (header ??= new NodeHeaders(headers));
-    },
-    get body() {
-      // Not the stream itself: leaving its iterator early (connect-es does, on a bad
-      // message) would destroy it, resetting the call before its error is sent.
-      return stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
-    },
-    get signal() {
-      if (!controller) {
-        const call = new AbortController();
-        controller = call;
-        // As connect-node: the signal aborts when the stream closes, for whatever reason.
-        if (stream.closed) call.abort(resetCodeError(stream.rstCode));
-        else stream.once("close", () => call.abort(resetCodeError(stream.rstCode)));
-      }
-      return controller.signal;
-    },
-    [readWholeBody]: () => wholeBodyOf(stream),
-    [peekHeader]: (name: string) => peek(headers, name),
-  } as FastRequest;
+      : new URL(path, `http://${authority}`).href;
+  }
+
+  get header(): Headers {
+    return (this.#header ??= new NodeHeaders(this.#headers));
+  }
+
+  get body(): AsyncIterable<Uint8Array> {
+    // Not the stream itself: leaving its iterator early (connect-es does, on a bad
+    // message) would destroy it, resetting the call before its error is sent.
+    return this.#stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      const call = new AbortController();
+      this.#controller = call;
+      const stream = this.#stream;
+      // As connect-node: the signal aborts when the stream closes, for whatever reason.
+      if (stream.closed) call.abort(resetCodeError(stream.rstCode));
+      else stream.once("close", () => call.abort(resetCodeError(stream.rstCode)));
+    }
+    return this.#controller.signal;
+  }
+
+  [readWholeBody](): Promise<Uint8Array> {
+    return wholeBodyOf(this.#stream);
+  }
+
+  [peekHeader](name: string): string | null {
+    return peek(this.#headers, name);
+  }
 }
 
 const unfilled: unique symbol = Symbol("unfilled");
