@@ -11,6 +11,7 @@
 import {
   create,
   type DescMessage,
+  type DescMethod,
   type DescMethodUnary,
   fromBinary,
   isMessage,
@@ -30,10 +31,43 @@ import { validateResponse, validateTrailer } from "@connectrpc/connect/protocol-
 /** Sends one POST with a whole body and reads the whole answer. */
 export type PostBytes = (
   url: string,
-  header: Headers,
+  header: Record<string, string>,
   body: Uint8Array,
   signal: AbortSignal | undefined,
-) => Promise<{ status: number; header: Headers; body: Uint8Array; trailer?: Headers }>;
+) => Promise<PostAnswer>;
+
+/** What a {@linkcode PostBytes} gives back. */
+export interface PostAnswer {
+  status: number;
+  header: Headers;
+  body: Uint8Array;
+  trailer?: Headers;
+  /** The header names, where the runtime has them without filling `header`. */
+  headerNames?: () => Iterable<string>;
+}
+
+/** The request headers of a call as a plain record with lower-case names. */
+function headerRecord(
+  header: ConstructorParameters<typeof Headers>[0] | undefined,
+): Record<string, string> {
+  const record: Record<string, string> = {};
+  // Through Headers only when the caller gave some: it validates and lower-cases them.
+  if (header !== undefined) new Headers(header).forEach((value, key) => (record[key] = value));
+  return record;
+}
+
+/** Each method's URL under `baseUrl`, made once. */
+function methodUrls(baseUrl: string): (method: DescMethod) => string {
+  const urls = new WeakMap<DescMethod, string>();
+  return (method) => {
+    let url = urls.get(method);
+    if (url === undefined) {
+      url = createMethodUrl(baseUrl, method);
+      urls.set(method, url);
+    }
+    return url;
+  };
+}
 
 /** Options for {@linkcode leanConnectUnary}. */
 export interface LeanUnaryOptions {
@@ -73,6 +107,7 @@ function callSignals(
 export function leanGrpcUnary(options: LeanUnaryOptions): Unary {
   const authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
   const readMaxBytes = options.readMaxBytes ?? 4 * 1024 * 1024;
+  const urlOf = methodUrls(options.baseUrl);
   return async function unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     signal: AbortSignal | undefined,
@@ -80,18 +115,18 @@ export function leanGrpcUnary(options: LeanUnaryOptions): Unary {
     header: ConstructorParameters<typeof Headers>[0] | undefined,
     input: MessageInitShape<I>,
   ): Promise<UnaryResponse<I, O>> {
-    const requestHeader = new Headers(header);
-    requestHeader.set("content-type", "application/grpc+proto");
-    if (authorization) requestHeader.set("authorization", authorization);
+    const requestHeader = headerRecord(header);
+    requestHeader["content-type"] = "application/grpc+proto";
+    if (authorization) requestHeader["authorization"] = authorization;
     const { deadline, callSignal } = callSignals(signal, timeoutMs);
-    if (deadline) requestHeader.set("grpc-timeout", `${timeoutMs}m`);
-    requestHeader.set("te", "trailers");
+    if (deadline) requestHeader["grpc-timeout"] = `${timeoutMs}m`;
+    requestHeader["te"] = "trailers";
     if (callSignal?.aborted) throw abortError(signal, deadline);
     const message = isMessage(input, method.input) ? input : create(method.input, input);
     let answer;
     try {
       answer = await options.post(
-        createMethodUrl(options.baseUrl, method),
+        urlOf(method),
         requestHeader,
         envelope(toBinary(method.input, message)),
         callSignal,
@@ -184,6 +219,7 @@ function singleMessage(body: Uint8Array, readMaxBytes: number): Uint8Array | und
 /** The `unary` method of a Connect transport, lean. */
 export function leanConnectUnary(options: LeanUnaryOptions): Unary {
   const authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
+  const urlOf = methodUrls(options.baseUrl);
   return async function unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     signal: AbortSignal | undefined,
@@ -191,18 +227,18 @@ export function leanConnectUnary(options: LeanUnaryOptions): Unary {
     header: ConstructorParameters<typeof Headers>[0] | undefined,
     input: MessageInitShape<I>,
   ): Promise<UnaryResponse<I, O>> {
-    const requestHeader = new Headers(header);
-    requestHeader.set("content-type", "application/proto");
-    requestHeader.set("connect-protocol-version", "1");
-    if (authorization) requestHeader.set("authorization", authorization);
+    const requestHeader = headerRecord(header);
+    requestHeader["content-type"] = "application/proto";
+    requestHeader["connect-protocol-version"] = "1";
+    if (authorization) requestHeader["authorization"] = authorization;
     const { deadline, callSignal } = callSignals(signal, timeoutMs);
-    if (deadline) requestHeader.set("connect-timeout-ms", String(timeoutMs));
+    if (deadline) requestHeader["connect-timeout-ms"] = String(timeoutMs);
     if (callSignal?.aborted) throw abortError(signal, deadline);
     const message = isMessage(input, method.input) ? input : create(method.input, input);
     let answer;
     try {
       answer = await options.post(
-        createMethodUrl(options.baseUrl, method),
+        urlOf(method),
         requestHeader,
         toBinary(method.input, message),
         callSignal,
@@ -213,7 +249,12 @@ export function leanConnectUnary(options: LeanUnaryOptions): Unary {
     }
     const contentType = answer.header.get("content-type") ?? "";
     options.onResponse?.(answer.status, contentType);
-    const [responseHeader, responseTrailer] = trailerDemux(answer.header);
+    // Split out the `trailer-` headers; most answers have none, and knowing that from
+    // the names alone spares filling the headers.
+    const [responseHeader, responseTrailer] =
+      answer.headerNames && !hasTrailers(answer.headerNames())
+        ? [answer.header, new Headers()]
+        : trailerDemux(answer.header);
     if (answer.status !== 200) {
       const metadata = appendHeaders(responseHeader, responseTrailer);
       throw errorFromAnswer(answer.status, contentType, answer.body, metadata);
@@ -236,6 +277,11 @@ export function leanConnectUnary(options: LeanUnaryOptions): Unary {
       trailer: responseTrailer,
     };
   };
+}
+
+function hasTrailers(names: Iterable<string>): boolean {
+  for (const name of names) if (name.startsWith("trailer-")) return true;
+  return false;
 }
 
 function abortError(signal?: AbortSignal, deadline?: AbortSignal): ConnectError {

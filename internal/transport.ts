@@ -109,7 +109,13 @@ export function createPluginTransport(
   const leanGrpc = protocol === "grpc" && http.post !== undefined && http.postTrailers === true;
   if (protocol === "connect" || leanGrpc) {
     const post: PostBytes = http.post ?? (async (url, header, body, signal) => {
-      const response = await http.client({ url, method: "POST", header, body: once(body), signal });
+      const response = await http.client({
+        url,
+        method: "POST",
+        header: new Headers(header),
+        body: once(body),
+        signal,
+      });
       return {
         status: response.status,
         header: response.header,

@@ -782,6 +782,8 @@ export function openHttpClient(
   _forGrpc: boolean,
   socketPath?: string,
 ): PluginHttpClient {
+  // Each method URL's path, parsed once.
+  const paths = new Map<string, string>();
   const sessions = new Http2SessionManager(
     baseUrl,
     undefined,
@@ -792,10 +794,13 @@ export function openHttpClient(
     close: () => sessions.abort(),
     postTrailers: true,
     async post(url, header, body, signal) {
-      const { pathname, search } = new URL(url);
-      const headers: http2.OutgoingHttpHeaders = {};
-      header.forEach((value, key) => (headers[key] = value));
-      const stream = await sessions.request("POST", pathname + search, headers, {});
+      let path = paths.get(url);
+      if (path === undefined) {
+        const { pathname, search } = new URL(url);
+        path = pathname + search;
+        if (paths.size < 1_000) paths.set(url, path);
+      }
+      const stream = await sessions.request("POST", path, header, {});
       return await new Promise((resolve, reject) => {
         const chunks: Buffer[] = [];
         let status = 0;
@@ -808,9 +813,11 @@ export function openHttpClient(
           signal?.removeEventListener("abort", onAbort);
         };
         let trailer: Headers | undefined;
+        let names: string[] = [];
         stream.once("response", (h) => {
           status = Number(h[":status"]);
           responseHeader = new NodeHeaders(h);
+          names = Object.keys(h);
         });
         stream.once("trailers", (h) => (trailer = new NodeHeaders(h)));
         stream.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -821,7 +828,7 @@ export function openHttpClient(
             reject(new Error("the HTTP/2 stream ended without a response"));
           } else {
             const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-            resolve({ status, header: responseHeader, body, trailer });
+            resolve({ status, header: responseHeader, body, trailer, headerNames: () => names });
           }
         });
         stream.once("error", (error) => {

@@ -6,6 +6,7 @@
  */
 import type { UniversalClientFn, UniversalHandlerFn } from "@connectrpc/connect/protocol";
 import type { BindAddress } from "../bind.ts";
+import type { PostBytes } from "../fast_client.ts";
 
 /** What `serveHttp` needs. */
 export interface ServeHttpOptions {
@@ -80,12 +81,7 @@ export interface PluginHttpClient {
   /** Drops every connection at once (no GOAWAY dance). */
   close(): void;
   /** A whole-body POST, where the runtime has a faster way than `client`. */
-  readonly post?: (
-    url: string,
-    header: Headers,
-    body: Uint8Array,
-    signal: AbortSignal | undefined,
-  ) => Promise<{ status: number; header: Headers; body: Uint8Array; trailer?: Headers }>;
+  readonly post?: PostBytes;
   /** Whether `post` gives the answer's HTTP trailers (which gRPC needs). */
   readonly postTrailers?: boolean;
 }
