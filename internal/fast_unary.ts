@@ -313,11 +313,26 @@ class LeanContext implements HandlerContext {
   }
 }
 
-const defaultHeader: Record<Protocol, Headers> = {
-  connect: new Headers({ "content-type": "application/proto" }),
-  grpc: new Headers({ "content-type": "application/grpc+proto" }),
+/**
+ * On a Headers instance this module shares between calls (and never changes): the same
+ * headers as a frozen plain record, which a runtime can send without iterating them.
+ */
+export const plainHeaders: unique symbol = Symbol("ftl-ts.plainHeaders");
+
+/** A Headers carrying {@linkcode plainHeaders}. */
+export type SharedHeaders = Headers & { readonly [plainHeaders]: Readonly<Record<string, string>> };
+
+function shared(headers: Headers): SharedHeaders {
+  const record: Record<string, string> = {};
+  headers.forEach((value, key) => (record[key] = value));
+  return Object.assign(headers, { [plainHeaders]: Object.freeze(record) });
+}
+
+const defaultHeader: Record<Protocol, SharedHeaders> = {
+  connect: shared(new Headers({ "content-type": "application/proto" })),
+  grpc: shared(new Headers({ "content-type": "application/grpc+proto" })),
 };
-const grpcOk: Headers = setTrailerStatus(new Headers(), undefined);
+const grpcOk: SharedHeaders = shared(setTrailerStatus(new Headers(), undefined));
 
 /** The response headers, with the trailers folded in as Connect unary does. */
 function withTrailers(context: LeanContext): Headers {

@@ -7,7 +7,14 @@
 import { createFetchClient, universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import { createNodeHttpClient, Http2SessionManager } from "@connectrpc/connect-node";
 import { connect as connectUnix } from "node:net";
-import { type FastRequest, readWholeBody, type WholeBody, wholeBody } from "../fast_unary.ts";
+import {
+  type FastRequest,
+  plainHeaders,
+  readWholeBody,
+  type SharedHeaders,
+  type WholeBody,
+  wholeBody,
+} from "../fast_unary.ts";
 import type {
   Child,
   HttpServer,
@@ -122,9 +129,10 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
     );
     const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
     if (whole) {
+      const plain = (response.header as Partial<SharedHeaders> | undefined)?.[plainHeaders];
       return new Response(whole as Uint8Array<ArrayBuffer>, {
         status: response.status,
-        headers: response.header,
+        headers: plain ?? response.header,
       });
     }
     return universalServerResponseToFetch(response);

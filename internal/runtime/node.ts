@@ -25,7 +25,9 @@ import type { BindAddress } from "../bind.ts";
 import {
   type FastRequest,
   peekHeader,
+  plainHeaders,
   readWholeBody,
+  type SharedHeaders,
   type WholeBody,
   wholeBody,
 } from "../fast_unary.ts";
@@ -323,6 +325,8 @@ function respondPlain(stream: http2.ServerHttp2Stream, status: number, text: str
 /** Node's outgoing header object for a Headers, with `:status` when given. */
 function nodeHeadersOf(header: Headers | undefined, status?: number): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = status === undefined ? {} : { ":status": status };
+  const plain = (header as Partial<SharedHeaders> | undefined)?.[plainHeaders];
+  if (plain) return Object.assign(out, plain);
   header?.forEach((value, key) => out[key] = value);
   return out;
 }
