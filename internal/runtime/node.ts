@@ -342,8 +342,27 @@ function respondOn(
   const trailer = response.trailer;
   const head = nodeHeadersOf(response.header, response.status);
   if (length !== undefined && trailer === undefined) head["content-length"] = length;
-  stream.respond(head, { waitForTrailers: trailer !== undefined });
-  if (trailer) stream.once("wantTrailers", () => stream.sendTrailers(nodeHeadersOf(trailer)));
+  if (trailer === undefined) {
+    stream.respond(head, NO_TRAILERS);
+    return;
+  }
+  stream.respond(head, WITH_TRAILERS);
+  // One listener for every stream, the trailers kept on the stream: no closure per call.
+  (stream as TrailerStream)[pendingTrailer] = nodeHeadersOf(trailer);
+  stream.once("wantTrailers", sendPendingTrailer);
+}
+
+const NO_TRAILERS = Object.freeze({ waitForTrailers: false });
+const WITH_TRAILERS = Object.freeze({ waitForTrailers: true });
+const pendingTrailer: unique symbol = Symbol("pendingTrailer");
+type TrailerStream = http2.ServerHttp2Stream & {
+  [pendingTrailer]?: http2.OutgoingHttpHeaders;
+};
+
+function sendPendingTrailer(this: TrailerStream): void {
+  const trailer = this[pendingTrailer] ?? {};
+  this[pendingTrailer] = undefined;
+  this.sendTrailers(trailer);
 }
 
 /** A response whose body is at hand: head, body and trailers at once. */
