@@ -108,6 +108,15 @@ async function h2load(
   }
 }
 
+/** Runs of each measured Ping; the figure is their median. */
+const PING_RUNS = quick ? 1 : 3;
+
+async function medianOf(measure: () => Promise<number>): Promise<number> {
+  const values: number[] = [];
+  for (let i = 0; i < PING_RUNS; i++) values.push(await measure());
+  return values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
+}
+
 function grpcFrame(message: Uint8Array): Uint8Array {
   const frame = new Uint8Array(5 + message.length);
   new DataView(frame.buffer).setUint32(1, message.length);
@@ -224,11 +233,11 @@ async function guestThroughput(): Promise<ThroughputRow[]> {
       } else await h2load(`${base}/Ping`, pingBody, connectHeaders, WARM_UP);
       const [ping, echo] = c.protocol === "grpc"
         ? [
-          await h2load(`${base}/Ping`, grpcFrame(new Uint8Array()), grpcHeaders),
+          await medianOf(() => h2load(`${base}/Ping`, grpcFrame(new Uint8Array()), grpcHeaders)),
           await h2load(`${base}/Echo`, grpcFrame(echoBody), grpcHeaders),
         ]
         : [
-          await h2load(`${base}/Ping`, pingBody, connectHeaders),
+          await medianOf(() => h2load(`${base}/Ping`, pingBody, connectHeaders)),
           raw ? NaN : await h2load(`${base}/Echo`, echoBody, connectHeaders),
         ];
       rows.push({ name: c.name, runtime: c.runtime, protocol: c.protocol, ping, echo });
@@ -249,7 +258,25 @@ interface RoundTripRow {
   callsPerSecond: number;
 }
 
+/** Runs of each round-trip client; each figure is the median of them. */
+const CLIENT_RUNS = quick ? 1 : 3;
+
 async function runClient(cmd: string, args: string[]): Promise<Omit<RoundTripRow, "name">> {
+  const runs: Omit<RoundTripRow, "name">[] = [];
+  for (let i = 0; i < CLIENT_RUNS; i++) runs.push(await runClientOnce(cmd, args));
+  const median = (pick: (r: Omit<RoundTripRow, "name">) => number) =>
+    runs.map(pick).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+  return {
+    p50: median((r) => r.p50),
+    p99: median((r) => r.p99),
+    callsPerSecond: median((r) => r.callsPerSecond),
+  };
+}
+
+async function runClientOnce(
+  cmd: string,
+  args: string[],
+): Promise<Omit<RoundTripRow, "name">> {
   const out = await new Deno.Command(cmd, {
     args,
     cwd: root,
@@ -631,8 +658,8 @@ ${missedNotes()}
 
 h2load, \`-n ${requests} -c 4 -m 16\` after an unmeasured warm-up of ${
   fmt(WARM_UP)
-} Pings, requests per second
-(Echo carries a 7-byte message).
+} Pings, requests per second (Ping: the median of ${PING_RUNS}
+runs; Echo carries a 7-byte message).
 
 ![Ping requests per second](benchmarks-ping.svg)
 
@@ -650,7 +677,8 @@ ${
 
 Echo calls: ${
   quick ? "" : "3 000 "
-}sequential (latency) after a warm-up, then 30 000 with 32 in flight.
+}sequential (latency) after a warm-up, then 30 000 with 32 in flight; each figure is the
+median of ${CLIENT_RUNS} runs of the client.
 
 | client → server | c=1 p50 | c=1 p99 | c=32 calls/s |
 | --- | --- | --- | --- |
