@@ -202,7 +202,7 @@ const serverCases: ServerCase[] = [
       startServer(deno, ["run", "-A", "scripts/bench/deno_anchors.ts", "raw", String(port)], port),
   },
   {
-    name: "raw node:http2 (fixed bytes)",
+    name: "raw node:http2 streams (fixed bytes)",
     runtime: "node",
     protocol: "connect",
     start: (port) =>
@@ -532,8 +532,8 @@ const targets: [string, string, string, boolean][] = [];
 for (
   const [ours, ceiling] of [
     [find("ours, Deno guest", "connect"), find("raw Deno.serve (fixed bytes)", "connect")],
-    [find("ours, Node guest", "grpc"), find("raw node:http2 (fixed bytes)", "connect")],
-    [find("ours, Node guest", "connect"), find("raw node:http2 (fixed bytes)", "connect")],
+    [find("ours, Node guest", "grpc"), find("raw node:http2 streams (fixed bytes)", "connect")],
+    [find("ours, Node guest", "connect"), find("raw node:http2 streams (fixed bytes)", "connect")],
   ] as const
 ) {
   targets.push([
