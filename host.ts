@@ -398,7 +398,12 @@ export async function spawn<
   const recent = new RecentLines(20);
   const stopReading = new AbortController();
   let lastOutputAt = performance.now();
-  const onChunk = () => (lastOutputAt = performance.now());
+  // Output often means the plugin has just started listening: ping at once then.
+  const nudges = new Set<() => void>();
+  const onChunk = () => {
+    lastOutputAt = performance.now();
+    for (const nudge of nudges) nudge();
+  };
   const mirrored = Promise.all([
     streamLogLines(child.stderr, (line) => {
       recent.push(line);
@@ -486,6 +491,10 @@ export async function spawn<
       }
     },
     exited: child.exited,
+    nudges: (nudge) => {
+      nudges.add(nudge);
+      return () => nudges.delete(nudge);
+    },
     timeoutMs: options.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
     signal: options.signal,
   });

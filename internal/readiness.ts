@@ -21,6 +21,13 @@ export interface WaitUntilReadyOptions {
   timeoutMs: number;
   /** Aborting stops waiting. */
   signal?: AbortSignal;
+  /**
+   * Subscribes to nudges (say, the plugin printed something, as it does when it starts
+   * listening): a nudge cuts the wait before the next ping short. Returns an unsubscriber.
+   */
+  nudges?: (nudge: () => void) => () => void;
+  /** The wait before the next ping; {@linkcode retryDelay} unless given (tests). */
+  delay?: (elapsedMs: number) => number;
 }
 
 /**
@@ -53,6 +60,13 @@ export async function waitUntilReady(
   const onAbort = () => stop.abort();
   options.signal?.addEventListener("abort", onAbort, { once: true });
   let lastError: unknown = new Error("no ping was answered");
+  // A nudge during a ping means "ping again at once"; during a wait, "stop waiting".
+  let nudged = false;
+  let wakeUp: (() => void) | undefined;
+  const unsubscribe = options.nudges?.(() => {
+    nudged = true;
+    wakeUp?.();
+  });
   try {
     for (;;) {
       if (exit) return { kind: "exited", exit: exit.value };
@@ -71,17 +85,28 @@ export async function waitUntilReady(
         lastError = error;
       }
       const wait = Math.min(
-        retryDelay(performance.now() - started),
+        (options.delay ?? retryDelay)(performance.now() - started),
         Math.max(0, deadline - performance.now()),
       );
-      await sleep(wait, stop.signal);
+      if (nudged) {
+        nudged = false;
+        continue;
+      }
+      await sleep(wait, stop.signal, (wake) => (wakeUp = wake));
+      wakeUp = undefined;
+      nudged = false;
     }
   } finally {
+    unsubscribe?.();
     options.signal?.removeEventListener("abort", onAbort);
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(
+  ms: number,
+  signal: AbortSignal,
+  onWake: (wake: () => void) => void,
+): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const timer = setTimeout(done, ms);
@@ -91,5 +116,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }
     signal.addEventListener("abort", done, { once: true });
+    onWake(done);
   });
 }
