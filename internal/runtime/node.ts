@@ -165,8 +165,8 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
   const whenIdle = new Set<() => void>();
 
   const onRequest = (
-    req: http.IncomingMessage | http2.Http2ServerRequest,
-    res: http.ServerResponse | http2.Http2ServerResponse,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
   ) => {
     inFlight++;
     // Not the promise below: for HTTP/1.1 it waits for an "end" event that
@@ -495,62 +495,76 @@ function peek(incoming: http.IncomingHttpHeaders, name: string): string | null {
     : String(value);
 }
 
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
-type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
-
 /**
- * A universal request over Node's, as connect-node's `universalRequestFromNodeRequest`
- * makes, except that the headers, body iterator and signal are made only when asked
- * for (most unary calls never ask for the signal, whose abort costs a DOMException),
- * and the whole body can be read at once.
+ * A universal request over an HTTP/1.1 one, as connect-node's
+ * `universalRequestFromNodeRequest` makes, except that the headers, body iterator and
+ * signal are made only when asked for (most unary calls never ask for the signal, whose
+ * abort costs a DOMException), and the whole body can be read at once.
  */
-function leanRequest(req: NodeRequest, res: NodeResponse): FastRequest {
-  let header: Headers | undefined;
-  let controller: AbortController | undefined;
-  let ended: { reason: unknown } | undefined;
-  const end = (reason: unknown) => {
-    if (ended) return;
-    ended = { reason };
-    controller?.abort(reason);
-  };
-  if ("stream" in req) {
-    req.once("close", () => end(resetCodeError(req.stream.rstCode)));
-  } else {
+function leanRequest(req: http.IncomingMessage, res: http.ServerResponse): FastRequest {
+  const authority = req.headers.host;
+  if (authority === undefined) {
+    throw new ConnectError("the request names no authority (no Host)", Code.Internal);
+  }
+  return new MessageRequest(req, res, authority) as unknown as FastRequest;
+}
+
+/** {@linkcode StreamRequest}'s twin for HTTP/1.1, a class for the same reason. */
+class MessageRequest {
+  readonly httpVersion: string;
+  readonly method: string;
+  readonly url: string;
+  readonly #req: http.IncomingMessage;
+  #header?: Headers;
+  #controller?: AbortController;
+  #ended?: { reason: unknown };
+
+  constructor(req: http.IncomingMessage, res: http.ServerResponse, authority: string) {
+    this.#req = req;
+    this.httpVersion = req.httpVersion;
+    this.method = req.method ?? "";
+    const path = req.url ?? "";
+    this.url = path.startsWith("/")
+      ? `http://${authority}${path}`
+      : new URL(path, `http://${authority}`).href;
     // Node closes an HTTP/1.1 request once its body is read: the response's close is the end.
-    const onError = (error: Error) => end(nodeReasonError(error));
+    const onError = (error: Error) => this.#end(nodeReasonError(error));
     req.once("error", onError);
     res.once("close", () => {
       req.off("error", onError);
-      end(req.errored ? nodeReasonError(req.errored) : undefined);
+      this.#end(req.errored ? nodeReasonError(req.errored) : undefined);
     });
   }
-  const path = req.url ?? "";
-  const authority = ("authority" in req ? req.authority : undefined) ?? req.headers.host;
-  if (authority === undefined) {
-    throw new ConnectError("the request names no authority (no :authority or Host)", Code.Internal);
+
+  #end(reason: unknown): void {
+    if (this.#ended) return;
+    this.#ended = { reason };
+    this.#controller?.abort(reason);
   }
-  return {
-    httpVersion: req.httpVersion,
-    method: req.method ?? "",
-    url: path.startsWith("/")
-      ? `http://${authority}${path}`
-      : new URL(path, `http://${authority}`).href,
-    get header() {
-      return (header ??= new NodeHeaders(req.headers));
-    },
-    get body() {
-      return req as AsyncIterable<Uint8Array>;
-    },
-    get signal() {
-      if (!controller) {
-        controller = new AbortController();
-        if (ended) controller.abort(ended.reason);
-      }
-      return controller.signal;
-    },
-    [readWholeBody]: () => wholeBodyOf(req),
-    [peekHeader]: (name: string) => peek(req.headers, name),
-  } as FastRequest;
+
+  get header(): Headers {
+    return (this.#header ??= new NodeHeaders(this.#req.headers));
+  }
+
+  get body(): AsyncIterable<Uint8Array> {
+    return this.#req as AsyncIterable<Uint8Array>;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#ended) this.#controller.abort(this.#ended.reason);
+    }
+    return this.#controller.signal;
+  }
+
+  [readWholeBody](): Promise<Uint8Array> {
+    return wholeBodyOf(this.#req);
+  }
+
+  [peekHeader](name: string): string | null {
+    return peek(this.#req.headers, name);
+  }
 }
 
 /**
@@ -620,7 +634,7 @@ Object.defineProperties(NodeHeaders.prototype, {
   [Symbol.iterator]: { value: filledFirst(Symbol.iterator) },
 });
 
-function wholeBodyOf(req: NodeRequest | http2.ServerHttp2Stream): Promise<Uint8Array> {
+function wholeBodyOf(req: http.IncomingMessage | http2.ServerHttp2Stream): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let ended = false;
