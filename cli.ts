@@ -541,7 +541,18 @@ function tokenOption(values: Values): string | undefined {
 function unavailable(error: unknown): CliError {
   if (error instanceof CliError) return error;
   if (error instanceof PluginStartError) return new CliError(error.message, ExitCode.Unavailable);
-  const e = ConnectError.from(error);
+  // spawn() refusing its options (a name that cannot name a socket, say) is bad usage.
+  if (error instanceof TypeError && error.message.startsWith("spawn: ")) {
+    return new CliError(error.message.slice("spawn: ".length), ExitCode.Usage);
+  }
+  // Not an RPC's failure (an executable that is not there): its message says it all.
+  if (!(error instanceof ConnectError)) {
+    return new CliError(
+      error instanceof Error ? error.message : String(error),
+      ExitCode.Unavailable,
+    );
+  }
+  const e = error;
   const hint = e.code === Code.Unauthenticated ? TOKEN_HINT : "";
   return new CliError(`${codeToString(e.code)}: ${e.rawMessage}${hint}`, ExitCode.Unavailable);
 }

@@ -20,13 +20,14 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { appendHeaders, Code, ConnectError, type UnaryResponse } from "@connectrpc/connect";
-import { createMethodUrl } from "@connectrpc/connect/protocol";
+import { createMethodUrl, encodeEnvelope } from "@connectrpc/connect/protocol";
 import {
   codeFromHttpStatus,
   errorFromJsonBytes,
   trailerDemux,
 } from "@connectrpc/connect/protocol-connect";
 import { validateResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
+import { unaryEnvelopeMessage } from "./envelope.ts";
 
 /** Sends one POST with a whole body and reads the whole answer. */
 export type PostBytes = (
@@ -46,14 +47,80 @@ export interface PostAnswer {
   headerNames?: () => Iterable<string>;
 }
 
-/** The request headers of a call as a plain record with lower-case names. */
-function headerRecord(
+const CONNECT_HEADERS = {
+  "content-type": "application/proto",
+  "connect-protocol-version": "1",
+} as const;
+const GRPC_HEADERS = { "content-type": "application/grpc+proto", te: "trailers" } as const;
+
+/**
+ * The request headers of a call as a plain record with lower-case names: the caller's,
+ * then the protocol's, then the token.
+ */
+function requestHeaders(
   header: ConstructorParameters<typeof Headers>[0] | undefined,
+  authorization: string | undefined,
+  protocol: Readonly<Record<string, string>>,
 ): Record<string, string> {
   const record: Record<string, string> = {};
   // Through Headers only when the caller gave some: it validates and lower-cases them.
   if (header !== undefined) new Headers(header).forEach((value, key) => (record[key] = value));
+  Object.assign(record, protocol);
+  if (authorization) record["authorization"] = authorization;
   return record;
+}
+
+function inputBytes<I extends DescMessage>(
+  method: DescMethodUnary<I>,
+  input: MessageInitShape<I>,
+): Uint8Array {
+  return toBinary(
+    method.input,
+    isMessage(input, method.input) ? input : create(method.input, input),
+  );
+}
+
+function outputOf<O extends DescMessage>(
+  method: DescMethodUnary<DescMessage, O>,
+  bytes: Uint8Array,
+): MessageShape<O> {
+  try {
+    return fromBinary(method.output, bytes);
+  } catch (error) {
+    // Worded as connect-es words it.
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConnectError(`parse binary: ${reason}`, Code.Internal);
+  }
+}
+
+/**
+ * Posts one call, with the deadline and the combined signal connect-es would make; a
+ * failure to get any answer goes through `onNoAnswer` unless the caller's signal or the
+ * deadline ended the call.
+ */
+async function send(
+  options: LeanUnaryOptions,
+  call: {
+    url: string;
+    header: Record<string, string>;
+    timeoutHeader: (ms: number) => [string, string];
+    body: Uint8Array;
+    signal: AbortSignal | undefined;
+    timeoutMs: number | undefined;
+  },
+): Promise<PostAnswer> {
+  const { deadline, callSignal } = callSignals(call.signal, call.timeoutMs);
+  if (deadline) {
+    const [name, value] = call.timeoutHeader(call.timeoutMs!);
+    call.header[name] = value;
+  }
+  if (callSignal?.aborted) throw abortError(call.signal, deadline);
+  try {
+    return await options.post(call.url, call.header, call.body, callSignal);
+  } catch (error) {
+    if (callSignal?.aborted) throw abortError(call.signal, deadline);
+    throw options.onNoAnswer(error, callSignal);
+  }
 }
 
 /** Each method's URL under `baseUrl`, made once. */
@@ -115,26 +182,14 @@ export function leanGrpcUnary(options: LeanUnaryOptions): Unary {
     header: ConstructorParameters<typeof Headers>[0] | undefined,
     input: MessageInitShape<I>,
   ): Promise<UnaryResponse<I, O>> {
-    const requestHeader = headerRecord(header);
-    requestHeader["content-type"] = "application/grpc+proto";
-    if (authorization) requestHeader["authorization"] = authorization;
-    const { deadline, callSignal } = callSignals(signal, timeoutMs);
-    if (deadline) requestHeader["grpc-timeout"] = `${timeoutMs}m`;
-    requestHeader["te"] = "trailers";
-    if (callSignal?.aborted) throw abortError(signal, deadline);
-    const message = isMessage(input, method.input) ? input : create(method.input, input);
-    let answer;
-    try {
-      answer = await options.post(
-        urlOf(method),
-        requestHeader,
-        envelope(toBinary(method.input, message)),
-        callSignal,
-      );
-    } catch (error) {
-      if (callSignal?.aborted) throw abortError(signal, deadline);
-      throw options.onNoAnswer(error, callSignal);
-    }
+    const answer = await send(options, {
+      url: urlOf(method),
+      header: requestHeaders(header, authorization, GRPC_HEADERS),
+      timeoutHeader: (ms) => ["grpc-timeout", `${ms}m`],
+      body: encodeEnvelope(0, inputBytes(method, input)),
+      signal,
+      timeoutMs,
+    });
     options.onResponse?.(answer.status, answer.header.get("content-type") ?? "");
     const { headerError } = validateResponse(answer.status, answer.header);
     const encoding = answer.header.get("grpc-encoding");
@@ -146,7 +201,7 @@ export function leanGrpcUnary(options: LeanUnaryOptions): Unary {
       );
     }
     const trailer = answer.trailer ?? new Headers();
-    const bytes = singleMessage(answer.body, readMaxBytes);
+    const bytes = unaryEnvelopeMessage(answer.body, "output", readMaxBytes);
     validateTrailer(trailer, answer.header);
     if (bytes === undefined) {
       if (headerError) throw headerError;
@@ -161,59 +216,15 @@ export function leanGrpcUnary(options: LeanUnaryOptions): Unary {
         Code.Unknown,
       );
     }
-    let output: MessageShape<O>;
-    try {
-      output = fromBinary(method.output, bytes);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new ConnectError(`parse binary: ${reason}`, Code.Internal);
-    }
     return {
       stream: false,
       service: method.parent,
       method,
       header: answer.header,
-      message: output,
+      message: outputOf(method, bytes),
       trailer,
     };
   };
-}
-
-function envelope(message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + message.length);
-  new DataView(out.buffer).setUint32(1, message.length);
-  out.set(message, 5);
-  return out;
-}
-
-/** The one message in a unary gRPC answer, or `undefined` if there is none. */
-function singleMessage(body: Uint8Array, readMaxBytes: number): Uint8Array | undefined {
-  if (body.length === 0) return undefined;
-  if (body.length < 5) throw new ConnectError("protocol error: incomplete envelope", Code.Internal);
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  const length = view.getUint32(1);
-  if (length > readMaxBytes) {
-    throw new ConnectError(
-      `message size ${length} is larger than configured readMaxBytes ${readMaxBytes}`,
-      Code.ResourceExhausted,
-    );
-  }
-  if (body[0] & 0b1) {
-    throw new ConnectError(
-      "received compressed envelope, but do not know how to decompress",
-      Code.Internal,
-    );
-  }
-  if (body.length < 5 + length) {
-    throw new ConnectError("protocol error: incomplete envelope", Code.Internal);
-  }
-  if (body.length > 5 + length) {
-    throw new ConnectError(
-      "protocol error: received extra output message for unary method",
-      Code.Unimplemented,
-    );
-  }
-  return body.subarray(5);
 }
 
 /** The `unary` method of a Connect transport, lean. */
@@ -227,26 +238,14 @@ export function leanConnectUnary(options: LeanUnaryOptions): Unary {
     header: ConstructorParameters<typeof Headers>[0] | undefined,
     input: MessageInitShape<I>,
   ): Promise<UnaryResponse<I, O>> {
-    const requestHeader = headerRecord(header);
-    requestHeader["content-type"] = "application/proto";
-    requestHeader["connect-protocol-version"] = "1";
-    if (authorization) requestHeader["authorization"] = authorization;
-    const { deadline, callSignal } = callSignals(signal, timeoutMs);
-    if (deadline) requestHeader["connect-timeout-ms"] = String(timeoutMs);
-    if (callSignal?.aborted) throw abortError(signal, deadline);
-    const message = isMessage(input, method.input) ? input : create(method.input, input);
-    let answer;
-    try {
-      answer = await options.post(
-        urlOf(method),
-        requestHeader,
-        toBinary(method.input, message),
-        callSignal,
-      );
-    } catch (error) {
-      if (callSignal?.aborted) throw abortError(signal, deadline);
-      throw options.onNoAnswer(error, callSignal);
-    }
+    const answer = await send(options, {
+      url: urlOf(method),
+      header: requestHeaders(header, authorization, CONNECT_HEADERS),
+      timeoutHeader: (ms) => ["connect-timeout-ms", String(ms)],
+      body: inputBytes(method, input),
+      signal,
+      timeoutMs,
+    });
     const contentType = answer.header.get("content-type") ?? "";
     options.onResponse?.(answer.status, contentType);
     // Split out the `trailer-` headers; most answers have none, and knowing that from
@@ -262,18 +261,12 @@ export function leanConnectUnary(options: LeanUnaryOptions): Unary {
     if (contentType !== "application/proto") {
       throw new ConnectError(`unexpected content type ${contentType}`, Code.Internal);
     }
-    let output: MessageShape<O>;
-    try {
-      output = fromBinary(method.output, answer.body);
-    } catch (error) {
-      throw new ConnectError(`parse binary: ${String(error)}`, Code.Internal);
-    }
     return {
       stream: false,
       service: method.parent,
       method,
       header: responseHeader,
-      message: output,
+      message: outputOf(method, answer.body),
       trailer: responseTrailer,
     };
   };

@@ -20,6 +20,8 @@ import {
 import type { UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { encodeEnvelope, readAllBytes } from "@connectrpc/connect/protocol";
+import { unaryEnvelopeMessage } from "./envelope.ts";
 
 /**
  * On a universal response body: the whole body as bytes, so that a runtime can send it
@@ -118,43 +120,6 @@ function leanProtocol(request: FastRequest, grpc: boolean): Protocol | undefined
   return undefined;
 }
 
-/** The message in a unary gRPC request body: exactly one uncompressed envelope. */
-function unwrapGrpcEnvelope(bytes: Uint8Array, method: string): Uint8Array {
-  if (bytes.length === 0) {
-    throw new ConnectError(
-      `protocol error: missing input message for ${method} method`,
-      Code.Unimplemented,
-    );
-  }
-  if (bytes.length < 5) {
-    throw new ConnectError("protocol error: incomplete envelope", Code.Internal);
-  }
-  if (bytes[0] & 0b1) {
-    throw new ConnectError(
-      "received compressed envelope, but do not know how to decompress",
-      Code.Internal,
-    );
-  }
-  const length = new DataView(bytes.buffer, bytes.byteOffset, 5).getUint32(1);
-  if (bytes.length < 5 + length) {
-    throw new ConnectError("protocol error: incomplete envelope", Code.Internal);
-  }
-  if (bytes.length > 5 + length) {
-    throw new ConnectError(
-      `protocol error: received extra input message for ${method} method`,
-      Code.Unimplemented,
-    );
-  }
-  return bytes.subarray(5);
-}
-
-function grpcEnvelope(message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + message.length);
-  new DataView(out.buffer).setUint32(1, message.length);
-  out.set(message, 5);
-  return out;
-}
-
 const empty = new Uint8Array(0);
 
 /** Builds the fast route of one unary method. */
@@ -172,7 +137,16 @@ export function fastUnaryRoute(
     try {
       options.gate?.(context);
       let bytes = await readBody(request, options.readMaxBytes);
-      if (protocol === "grpc") bytes = unwrapGrpcEnvelope(bytes, method.methodKind);
+      if (protocol === "grpc") {
+        const message = unaryEnvelopeMessage(bytes, "input", options.readMaxBytes);
+        if (message === undefined) {
+          throw new ConnectError(
+            "protocol error: missing input message for unary method",
+            Code.Unimplemented,
+          );
+        }
+        bytes = message;
+      }
       let input;
       try {
         input = fromBinary(method.input, bytes);
@@ -190,7 +164,7 @@ export function fastUnaryRoute(
         return {
           status: 200,
           header: context.headerToSend,
-          body: bodyOf(grpcEnvelope(body)),
+          body: bodyOf(encodeEnvelope(0, body)),
           trailer: trailer ? setTrailerStatus(trailer, undefined) : grpcOk,
         };
       }
@@ -343,27 +317,11 @@ function withTrailers(context: LeanContext): Headers {
 }
 
 async function readBody(request: FastRequest, limit: number): Promise<Uint8Array> {
-  const tooLarge = () =>
-    new ConnectError(
-      `message size is larger than configured readMaxBytes ${limit}`,
-      Code.ResourceExhausted,
-    );
-  const declared = Number(headerOf(request, "content-length") ?? NaN);
-  if (declared > limit) throw tooLarge();
-  if (request[readWholeBody] && !Number.isNaN(declared)) return await request[readWholeBody]();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body as AsyncIterable<Uint8Array>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge();
-    chunks.push(chunk);
+  const declared = headerOf(request, "content-length");
+  if (request[readWholeBody] && declared !== null && Number(declared) <= limit) {
+    return await request[readWholeBody]();
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+  // connect-es's own reader: the read limit (before reading, from content-length) and
+  // a body that breaks its declared length.
+  return await readAllBytes(request.body as AsyncIterable<Uint8Array>, limit, declared);
 }

@@ -6,7 +6,11 @@
  * @module
  */
 import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
-import type { CommonTransportOptions, UniversalClientFn } from "@connectrpc/connect/protocol";
+import {
+  type CommonTransportOptions,
+  readAllBytes,
+  type UniversalClientFn,
+} from "@connectrpc/connect/protocol";
 import { createTransport as createConnect } from "@connectrpc/connect/protocol-connect";
 import { createTransport as createGrpc } from "@connectrpc/connect/protocol-grpc";
 import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-grpc-web";
@@ -119,7 +123,11 @@ export function createPluginTransport(
       return {
         status: response.status,
         header: response.header,
-        body: await concat(response.body),
+        body: await readAllBytes(
+          response.body,
+          READ_MAX_BYTES,
+          response.header.get("content-length"),
+        ),
       };
     });
     const unary = (leanGrpc ? leanGrpcUnary : leanConnectUnary)({
@@ -156,23 +164,6 @@ function bearer(token: string): Interceptor {
 
 async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
   yield bytes;
-}
-
-async function concat(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of chunks) {
-    parts.push(chunk);
-    size += chunk.length;
-  }
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /**

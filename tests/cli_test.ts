@@ -137,6 +137,10 @@ describe("ftl-plugin", () => {
       [["call", "http://127.0.0.1:1", "NoSlash"], /is not a method/],
       [["call", "http://127.0.0.1:1", "a.B/C", "{not json"], /the message is not JSON/],
       [["call", "--protocol", "smoke", "http://127.0.0.1:1", "a.B/C"], /--protocol must be/],
+      [
+        ["run", "--bind", "unix", "--name", "../x", "--", "x"],
+        /name "\.\.\/x" cannot name a socket file/,
+      ],
     ];
     for (const [args, message] of cases) {
       const { code, stderr } = await ftlPlugin(args);
@@ -149,6 +153,9 @@ describe("ftl-plugin", () => {
     const { code, stderr } = await ftlPlugin(["ping", "http://127.0.0.1:1"]);
     assert.equal(code, 3);
     assert.match(stderr, /not ready: unavailable/);
+    const missing = await ftlPlugin(["call", "/nonexistent/plugin", "a.B/C"]);
+    assert.equal(missing.code, 3);
+    assert.match(missing.stderr, /^ftl-plugin: cannot run \/nonexistent\/plugin/m);
   });
 
   it("runs the echo plugin, lists what it serves, and stops it on SIGTERM", async () => {

@@ -610,12 +610,7 @@ Object.defineProperties(NodeHeaders.prototype, {
   get: {
     value: function (this: NodeHeaders, name: string): string | null {
       const incoming = this[unfilled];
-      if (!incoming) return base.get.call(this, name);
-      const key = String(name).toLowerCase();
-      if (key.charCodeAt(0) === 58) return null;
-      const value = incoming[key];
-      if (value === undefined) return null;
-      return typeof value === "string" ? value : value.join(", ");
+      return incoming ? peek(incoming, String(name).toLowerCase()) : base.get.call(this, name);
     },
   },
   has: {
