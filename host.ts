@@ -25,7 +25,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import type { PingableService } from "./guest.ts";
 import { bindUrl } from "./internal/bind.ts";
-import { decodeLogEntry, errorText, Logger, type LogLevel, logLevelName } from "./internal/log.ts";
+import { errorText, Logger, type LogLevel, logLevelName } from "./internal/log.ts";
 import { RecentLines, streamLogLines } from "./internal/log_lines.ts";
 import { type NotReady, waitUntilReady } from "./internal/readiness.ts";
 import {
@@ -407,9 +407,7 @@ export async function spawn<
   const mirrored = Promise.all([
     streamLogLines(child.stderr, (line) => {
       recent.push(line);
-      const entry = decodeLogEntry(line);
-      if (!entry) return pluginLogger.log(17, line);
-      pluginLogger.forward(entry.level === 0 ? { ...entry, level: defaultLevel } : entry);
+      if (!pluginLogger.forwardLine(line, defaultLevel)) pluginLogger.log(17, line);
     }, { signal: stopReading.signal, onChunk }),
     streamLogLines(child.stdout, (line) => {
       recent.push(line);

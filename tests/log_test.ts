@@ -402,3 +402,117 @@ describe("Logger", () => {
     assert.ok(!lines[0].includes('"error"'));
   });
 });
+
+describe("Logger.forwardLine", () => {
+  // What forwardLine must write: the line decoded, its level 0 made the default, and
+  // forwarded. forwardLine reads plain lines with its own scanner, so every line here
+  // is written both ways and the bytes compared.
+  function reference(logger: Logger, line: string, defaultLevel: number): boolean {
+    const entry = decodeLogEntry(line);
+    if (!entry) return false;
+    logger.forward(entry.level === 0 ? { ...entry, level: defaultLevel } : entry);
+    return true;
+  }
+
+  const LINES = [
+    GO_LINE,
+    '{"level":9,"message":"m"}',
+    '{"level":0,"message":"unset level"}',
+    '{"level":9,"attributes":{},"message":"m"}',
+    '{"level":9,"attributes":{"scope":"guest"},"message":"m","time":"t"}',
+    '{"level":9,"attributes":{"scope":"x","a":"1"},"message":"m","error":"e"}',
+    '{"level":9,"attributes":{"a":"1","a":"2","b":"3"},"message":"m"}',
+    '{"level":9,"attributes":{"__proto__":"p"},"message":"m"}',
+    '{"level":9,"attributes":{"2":"two","1":"one"},"message":"m"}',
+    '{"level":9,"attributes":{"n":1,"o":{"k":true}},"message":"m"}',
+    '{"level":9,"message":"quote \\" backslash \\\\ newline \\n tab \\t"}',
+    '{"level":9,"message":"\\u00e9 \\u2028 \\ud83d\\ude00 \\/"}',
+    '{"level":9,"message":"é \u2028 😀 ✓"}',
+    '{"level":9,"message":"lone \ud800 surrogate"}',
+    '{"level":9,"message":"raw \u0001 control"}',
+    '{"level":09,"message":"m"}',
+    '{"level":9.5,"message":"m"}',
+    '{"level":-1,"message":"m"}',
+    '{"level":1e3,"message":"m"}',
+    '{"level":1234567890123456789,"message":"m"}',
+    '{"level":17,"message":"m","error":null}',
+    '{"level":17,"message":"m","error":{"code":3}}',
+    '{"level":17,"message":"m","time":5}',
+    '{"level":9,"message":"m","extra":"x"}',
+    '{"level":9,"message":"m","message":"again"}',
+    '{"level":9,"attributes":{"a":"1"},"message":"m","attributes":{"b":"2"}}',
+    '{"message":"m","level":9}',
+    '{ "level": 9, "message": "m" }',
+    '{"level":9,"message":"m"} ',
+    '{"level":9,"message":"m"}}',
+    '{"level":9,"message":"m",}',
+    '{"level":9,"message":"m',
+    '{"level":9,"attributes":{"a":"1"',
+    '{"level":9,"attributes":{"a":"1",},"message":"m"}',
+    '{"level":"9","message":"m"}',
+    '{"level":9}',
+    "[1,2]",
+    "panic: oops",
+    "",
+  ];
+
+  // A seeded generator of lines put together from the pieces a plugin might print.
+  function* generated(count: number): Generator<string> {
+    let seed = 7;
+    const pick = <T>(items: readonly T[]): T => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return items[seed % items.length];
+    };
+    const plain = ['"s"', '""', '"a b"', '"é"', '"{,}:[]"'];
+    const strings = [...plain, ...plain, '"\\""', '"\\n"', "1", "null", '"\\u0041"'];
+    for (let n = 0; n < count; n++) {
+      let line = pick(['{"level":', '{"level":', '{"level": ', '{"lvl":']) +
+        pick(["0", "5", "9", "17", "13", "010", "2.5"]);
+      const attributes = pick(["", "", "{}", '{"scope":"guest"}', '{"k":' + pick(strings) + "}"]);
+      if (attributes) line += ',"attributes":' + attributes;
+      line += pick([',"message":', ',"message":', ', "message":']) + pick(strings);
+      if (pick([true, false])) line += ',"time":' + pick(strings);
+      if (pick([true, false])) line += ',"error":' + pick(strings);
+      line += pick(["}", "}", "}", "} ", ""]);
+      yield line;
+    }
+  }
+
+  const loggers: Array<[string, Partial<LoggerOptions>, (l: Logger) => Logger]> = [
+    ["a scoped logger", {}, (l) => l.scope("host")],
+    ["a logger without attributes", {}, (l) => l],
+    ["a logger with two attributes", { attributes: { scope: "h", b: "2" } }, (l) => l],
+    ["a logger at warn", { level: LogLevel.Warn }, (l) => l.scope("host")],
+    ["a text logger", { format: "text" }, (l) => l.scope("host")],
+  ];
+  for (const [name, options, derive] of loggers) {
+    it(`writes what decoding and forwarding write, for ${name}`, () => {
+      for (const line of [...LINES, ...generated(2000)]) {
+        const ours = capture(options);
+        const theirs = capture(options);
+        const taken = derive(ours.logger).forwardLine(line, LogLevel.Info);
+        assert.equal(taken, reference(derive(theirs.logger), line, LogLevel.Info), line);
+        assert.deepEqual(ours.lines, theirs.lines, line);
+      }
+    });
+  }
+
+  it("stamps a line without a time, before its error", () => {
+    const { logger, lines } = capture();
+    assert.ok(logger.forwardLine('{"level":17,"message":"m","error":"e"}', 9));
+    assert.deepEqual(lines, [
+      '{"level":17,"message":"m","time":"2024-11-20T18:30:04.123000000Z","error":"e"}\n',
+    ]);
+  });
+
+  it("keeps the entry's other attributes under the logger's scope", () => {
+    const { logger, lines } = capture();
+    logger.scope("host").forwardLine(
+      '{"level":9,"attributes":{"scope":"guest","id":"7"},"message":"m","time":"t"}',
+      9,
+    );
+    assert.deepEqual(lines, [
+      '{"level":9,"attributes":{"scope":"host","id":"7"},"message":"m","time":"t"}\n',
+    ]);
+  });
+});
