@@ -437,6 +437,9 @@ export function stdoutIsTerminal(): boolean {
   return Deno.stdout.isTerminal();
 }
 
+/** HTTP/2 connections a Connect client of a plugin spreads its calls over. */
+const CONNECTIONS = 2;
+
 /**
  * An h2c client for `baseUrl`, over TCP or the unix socket `socketPath`. Deno's fetch
  * serves Connect and gRPC-Web but exposes no trailers, so gRPC goes through
@@ -448,28 +451,51 @@ export function openHttpClient(
   socketPath?: string,
 ): PluginHttpClient {
   if (forGrpc) return openGrpcClient(baseUrl, socketPath);
-  let http: Deno.HttpClient;
+  // Two connections, calls taken in turn. Each HTTP/2 connection of Deno's fetch is
+  // driven by one task, which was what limited a host at 32 calls in flight: one
+  // connection gave 17k calls/s with the host's main thread idle a third of the time,
+  // two gave 23-25k (four no more). Unary calls go to the less busy one. Still h2c with prior knowledge on the wire.
+  const clients: Deno.HttpClient[] = [];
   try {
-    http = Deno.createHttpClient({
-      http1: false,
-      http2: true,
-      ...(socketPath ? { proxy: { transport: "unix", path: socketPath } } : {}),
-    });
+    for (let i = 0; i < CONNECTIONS; i++) {
+      clients.push(Deno.createHttpClient({
+        http1: false,
+        http2: true,
+        ...(socketPath ? { proxy: { transport: "unix", path: socketPath } } : {}),
+      }));
+    }
   } catch (error) {
+    for (const client of clients) client.close();
     throw explainPermission(error, "--allow-net", `connect to ${socketPath ?? baseUrl.host}`);
   }
+  // The least busy connection: one call at a time stays on the first.
+  const busy = new Array<number>(CONNECTIONS).fill(0);
+  const pick = () => {
+    let best = 0;
+    for (let i = 1; i < CONNECTIONS; i++) if (busy[i] < busy[best]) best = i;
+    return best;
+  };
   return {
-    client: createFetchClient((input, init) => fetch(input, { ...init, client: http })),
-    close: () => http.close(),
+    // Streams stay on the first connection: how long one lasts is the caller's.
+    client: createFetchClient((input, init) => fetch(input, { ...init, client: clients[0] })),
+    close: () => {
+      for (const client of clients) client.close();
+    },
     async post(url, header, body, signal) {
-      const response = await fetch(url, {
-        method: "POST",
-        headers: header,
-        body: body as Uint8Array<ArrayBuffer>,
-        signal,
-        client: http,
-      });
-      return { status: response.status, header: response.headers, body: await response.bytes() };
+      const chosen = pick();
+      busy[chosen]++;
+      try {
+        const response = await fetch(url, {
+          method: "POST",
+          headers: header,
+          body: body as Uint8Array<ArrayBuffer>,
+          signal,
+          client: clients[chosen],
+        });
+        return { status: response.status, header: response.headers, body: await response.bytes() };
+      } finally {
+        busy[chosen]--;
+      }
     },
   };
 }
