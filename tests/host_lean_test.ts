@@ -11,6 +11,7 @@ import { Logger, LogLevel } from "../internal/log.ts";
 import { createPluginTransport, type WireProtocol } from "../internal/transport.ts";
 import { echoImplementation } from "../examples/echo/echo.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
+import { connect, createServer, type Socket } from "node:net";
 import { onDeno } from "./_helpers.ts";
 
 type Echo = Client<typeof EchoService>;
@@ -84,5 +85,53 @@ describe("the host's lean unary path gives what connect-es's transports give", (
         }
       });
     }
+  }
+});
+
+describe("the host's connections to a plugin", () => {
+  for (const protocol of protocols) {
+    it(`${protocol}: one call at a time uses one connection; many in flight use two`, async () => {
+      await using server = await serve({
+        service: EchoService,
+        implementation: echoImplementation("hi"),
+        bind: "http://127.0.0.1:0",
+        logger: new Logger({ level: LogLevel.Error, write: () => {} }),
+      });
+      // A TCP relay in front of the guest counts the connections the host opens.
+      const target = new URL(server.url);
+      const sockets = new Set<Socket>();
+      let connections = 0;
+      const relay = createServer((inbound) => {
+        connections++;
+        const upstream = connect(Number(target.port), target.hostname);
+        sockets.add(inbound).add(upstream);
+        inbound.pipe(upstream).pipe(inbound);
+        const end = () => (inbound.destroy(), upstream.destroy());
+        inbound.on("error", end).on("close", end);
+        upstream.on("error", end).on("close", end);
+      });
+      await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+      const { port } = relay.address() as { port: number };
+      const ours = createPluginTransport(new URL(`http://127.0.0.1:${port}`), protocol);
+      try {
+        const client = createClient(EchoService, ours.transport);
+        for (let i = 0; i < 5; i++) {
+          assert.equal((await client.echo({ message: `one ${i}` })).message, `hi one ${i}`);
+        }
+        assert.equal(connections, 1);
+        const answers = await Promise.all(
+          Array.from({ length: 64 }, (_, i) => client.echo({ message: `many ${i}` })),
+        );
+        assert.deepEqual(
+          answers.map((a) => a.message),
+          Array.from({ length: 64 }, (_, i) => `hi many ${i}`),
+        );
+        assert.equal(connections, 2);
+      } finally {
+        ours.close();
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => relay.close(resolve));
+      }
+    });
   }
 });

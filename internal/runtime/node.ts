@@ -857,7 +857,6 @@ export function openHttpClient(
         busy[chosen]--;
         throw error;
       }
-      stream.once("close", () => busy[chosen]--);
       return await new Promise((resolve, reject) => {
         const chunks: Buffer[] = [];
         let status = 0;
@@ -866,7 +865,11 @@ export function openHttpClient(
         const onAbort = () => stream.close(http2.constants.NGHTTP2_CANCEL);
         signal?.addEventListener("abort", onAbort, { once: true });
         const settle = () => {
+          if (settled) return;
           settled = true;
+          // Counted free when the answer is whole, not at "close", which comes a turn
+          // later: the caller's next call would find this connection still busy.
+          busy[chosen]--;
           signal?.removeEventListener("abort", onAbort);
         };
         let trailer: Headers | undefined;
