@@ -20,14 +20,14 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { appendHeaders, Code, ConnectError, type UnaryResponse } from "@connectrpc/connect";
-import { createMethodUrl, encodeEnvelope } from "@connectrpc/connect/protocol";
+import { createMethodUrl } from "@connectrpc/connect/protocol";
 import {
   codeFromHttpStatus,
   errorFromJsonBytes,
   trailerDemux,
 } from "@connectrpc/connect/protocol-connect";
 import { validateResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
-import { unaryEnvelopeMessage } from "./envelope.ts";
+import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "./envelope.ts";
 
 /** Sends one POST with a whole body and reads the whole answer. */
 export type PostBytes = (
@@ -186,7 +186,7 @@ export function leanGrpcUnary(options: LeanUnaryOptions): Unary {
       url: urlOf(method),
       header: requestHeaders(header, authorization, GRPC_HEADERS),
       timeoutHeader: (ms) => ["grpc-timeout", `${ms}m`],
-      body: encodeEnvelope(0, inputBytes(method, input)),
+      body: encodeUnaryEnvelope(inputBytes(method, input)),
       signal,
       timeoutMs,
     });

@@ -20,8 +20,8 @@ import {
 import type { UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { encodeEnvelope, readAllBytes } from "@connectrpc/connect/protocol";
-import { unaryEnvelopeMessage } from "./envelope.ts";
+import { readAllBytes } from "@connectrpc/connect/protocol";
+import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "./envelope.ts";
 
 /**
  * On a universal response body: the whole body as bytes, so that a runtime can send it
@@ -92,8 +92,12 @@ export interface FastUnaryOptions {
   toConnectError: (error: unknown, signal: AbortSignal, procedure: string) => ConnectError;
 }
 
-/** A route answering eligible requests, or `undefined` to let connect-es answer. */
-export type FastRoute = (request: FastRequest) => Promise<UniversalServerResponse | undefined>;
+/**
+ * A route's answer to an eligible request, or `undefined` (decided before anything is
+ * read) to let connect-es answer. Not an async function: a route returns the call's
+ * own promise, without the extra turns an async wrapper costs.
+ */
+export type FastRoute = (request: FastRequest) => Promise<UniversalServerResponse> | undefined;
 
 type Protocol = "connect" | "grpc";
 
@@ -130,9 +134,8 @@ export function fastUnaryRoute(
 ): FastRoute {
   const procedure = `/${method.parent.typeName}/${method.name}`;
   const grpc = options.grpc ?? false;
-  return async (request) => {
-    const protocol = leanProtocol(request, grpc);
-    if (protocol === undefined) return undefined;
+
+  async function answer(request: FastRequest, protocol: Protocol) {
     const context = new LeanContext(method, request, options.shutdownSignal, protocol);
     try {
       options.gate?.(context);
@@ -149,7 +152,8 @@ export function fastUnaryRoute(
       }
       let input;
       try {
-        input = fromBinary(method.input, bytes);
+        // An empty message parses to the defaults; create() skips the reader.
+        input = bytes.length === 0 ? create(method.input) : fromBinary(method.input, bytes);
       } catch (error) {
         // As connect-es (and grpc-go) answer a message that does not parse.
         const reason = error instanceof Error ? error.message : String(error);
@@ -164,7 +168,7 @@ export function fastUnaryRoute(
         return {
           status: 200,
           header: context.headerToSend,
-          body: bodyOf(encodeEnvelope(0, body)),
+          body: bodyOf(encodeUnaryEnvelope(body)),
           trailer: trailer ? setTrailerStatus(trailer, undefined) : grpcOk,
         };
       }
@@ -189,6 +193,11 @@ export function fastUnaryRoute(
         body: bodyOf(errorToJsonBytes(error, {})),
       };
     }
+  }
+
+  return (request) => {
+    const protocol = leanProtocol(request, grpc);
+    return protocol === undefined ? undefined : answer(request, protocol);
   };
 }
 
@@ -316,12 +325,12 @@ function withTrailers(context: LeanContext): Headers {
   return header;
 }
 
-async function readBody(request: FastRequest, limit: number): Promise<Uint8Array> {
+function readBody(request: FastRequest, limit: number): Promise<Uint8Array> {
   const declared = headerOf(request, "content-length");
   if (request[readWholeBody] && declared !== null && Number(declared) <= limit) {
-    return await request[readWholeBody]();
+    return request[readWholeBody]();
   }
   // connect-es's own reader: the read limit (before reading, from content-length) and
   // a body that breaks its declared length.
-  return await readAllBytes(request.body as AsyncIterable<Uint8Array>, limit, declared);
+  return readAllBytes(request.body as AsyncIterable<Uint8Array>, limit, declared);
 }

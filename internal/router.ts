@@ -104,13 +104,16 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
   }
   const extra = new Map(Object.entries(options.handlers ?? {}));
 
-  return async (request) => {
+  // Not async: a lean call's promise is returned as it is, without an extra wrapper.
+  return (request) => {
     const path = pathOf(request.url);
-    const fast = fastRoutes.get(path);
-    if (fast) {
-      const response = await fast(request);
-      if (response) return response;
-    }
+    return fastRoutes.get(path)?.(request) ?? routeByPath(request, path);
+  };
+
+  async function routeByPath(
+    request: UniversalServerRequest,
+    path: string,
+  ): Promise<UniversalServerResponse> {
     const rpc = routes.get(path);
     if (rpc) {
       if (!options.trailers && isGrpc(request.header)) return grpcUnsupported();
@@ -126,7 +129,7 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
       header: new Headers({ "content-type": "text/plain" }),
       body: once("not found\n"),
     };
-  };
+  }
 }
 
 /**

@@ -206,7 +206,12 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
   const h2 = http2.createServer({});
   // Streams in flight are not counted: on shutdown each session is closed, which lets
   // its streams finish, and the server closes once the last session has.
-  h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+  h2.on("stream", answerStream);
+  // One async function per call rather than a then/catch pair of closures.
+  async function answerStream(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+  ): Promise<void> {
     // A reset or write error ends the call through its signal; unheard, it would crash.
     stream.on("error", ignore);
     let request: FastRequest;
@@ -217,18 +222,17 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       respondPlain(stream, 400, "bad request\n");
       return;
     }
-    options.handler(request)
-      .then((response) => {
-        const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
-        if (whole || !response.body) writeWhole(response, whole, stream);
-        else return writeStreamed(response, stream);
-      })
-      .catch((error) => {
-        options.onError(error);
-        if (!stream.headersSent) respondPlain(stream, 500, "internal error\n");
-        else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      });
-  });
+    try {
+      const response = await options.handler(request);
+      const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
+      if (whole || !response.body) writeWhole(response, whole, stream);
+      else await writeStreamed(response, stream);
+    } catch (error) {
+      options.onError(error);
+      if (!stream.headersSent) respondPlain(stream, 500, "internal error\n");
+      else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
+  }
   const h1 = http.createServer(
     { connectionsCheckingInterval: Math.min(30_000, options.headerTimeoutMs) },
     onRequest,
@@ -324,11 +328,22 @@ function respondPlain(stream: http2.ServerHttp2Stream, status: number, text: str
 
 /** Node's outgoing header object for a Headers, with `:status` when given. */
 function nodeHeadersOf(header: Headers | undefined, status?: number): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = status === undefined ? {} : { ":status": status };
   const plain = (header as Partial<SharedHeaders> | undefined)?.[plainHeaders];
+  // node:http2 copies what it is given, so a shared head can be passed as it is.
+  if (plain && status === 200) return sharedHeadOf(plain);
+  const out: http2.OutgoingHttpHeaders = status === undefined ? {} : { ":status": status };
   if (plain) return Object.assign(out, plain);
   header?.forEach((value, key) => out[key] = value);
   return out;
+}
+
+/** A frozen `:status: 200` head for each shared header record, made once. */
+const sharedHeads = new WeakMap<object, http2.OutgoingHttpHeaders>();
+
+function sharedHeadOf(plain: Readonly<Record<string, string>>): http2.OutgoingHttpHeaders {
+  let head = sharedHeads.get(plain);
+  if (!head) sharedHeads.set(plain, head = Object.freeze({ ":status": 200, ...plain }));
+  return head;
 }
 
 function ignore(): void {}
@@ -340,20 +355,32 @@ function respondOn(
   length?: number,
 ): void {
   const trailer = response.trailer;
-  const head = nodeHeadersOf(response.header, response.status);
-  if (length !== undefined && trailer === undefined) head["content-length"] = length;
   if (trailer === undefined) {
-    stream.respond(head, NO_TRAILERS);
+    const head = nodeHeadersOf(response.header, response.status);
+    if (length === undefined) {
+      stream.respond(head, NO_TRAILERS);
+      return;
+    }
+    if (Object.isFrozen(head)) {
+      stream.respond({ ...head, "content-length": length }, length === 0 ? END : NO_TRAILERS);
+    } else {
+      head["content-length"] = length;
+      // An empty body ends with the head: no DATA frame, no end() of the writable side.
+      stream.respond(head, length === 0 ? END : NO_TRAILERS);
+    }
     return;
   }
-  stream.respond(head, WITH_TRAILERS);
+  stream.respond(nodeHeadersOf(response.header, response.status), WITH_TRAILERS);
   // One listener for every stream, the trailers kept on the stream: no closure per call.
-  (stream as TrailerStream)[pendingTrailer] = nodeHeadersOf(trailer);
-  stream.once("wantTrailers", sendPendingTrailer);
+  // (`on`, not `once`: node:http2 asks for trailers once, and once() wraps the listener.)
+  const plain = (trailer as Partial<SharedHeaders>)[plainHeaders];
+  (stream as TrailerStream)[pendingTrailer] = plain ?? nodeHeadersOf(trailer);
+  stream.on("wantTrailers", sendPendingTrailer);
 }
 
 const NO_TRAILERS = Object.freeze({ waitForTrailers: false });
 const WITH_TRAILERS = Object.freeze({ waitForTrailers: true });
+const END = Object.freeze({ endStream: true });
 const pendingTrailer: unique symbol = Symbol("pendingTrailer");
 type TrailerStream = http2.ServerHttp2Stream & {
   [pendingTrailer]?: http2.OutgoingHttpHeaders;
@@ -372,8 +399,10 @@ function writeWhole(
   stream: http2.ServerHttp2Stream,
 ): void {
   if (stream.destroyed) return;
-  respondOn(stream, response, whole?.length ?? 0);
-  stream.end(whole);
+  const length = whole?.length ?? 0;
+  respondOn(stream, response, length);
+  // An empty body without trailers went with the head (endStream).
+  if (length > 0 || response.trailer !== undefined) stream.end(whole);
 }
 
 /**
@@ -629,21 +658,50 @@ Object.defineProperties(NodeHeaders.prototype, {
   [Symbol.iterator]: { value: filledFirst(Symbol.iterator) },
 });
 
-function wholeBodyOf(req: http.IncomingMessage | http2.ServerHttp2Stream): Promise<Uint8Array> {
+/**
+ * The whole request body. The listeners are shared functions and the state lives on the
+ * source, rather than four closures per call. An error is not listened for: each source
+ * already has an error listener, and a stream that errs closes without an end.
+ */
+function wholeBodyOf(source: http.IncomingMessage | http2.ServerHttp2Stream): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let ended = false;
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.once("end", () => {
-      ended = true;
-      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-    });
-    req.once("error", (error: Error) => reject(nodeReasonError(error)));
-    // A stream reset or a dropped connection closes the request without an end.
-    req.once("close", () => {
-      if (!ended) reject(new ConnectError("the client went away mid-request", Code.Aborted));
-    });
+    (source as BodySource)[bodyRead] = { chunks: [], resolve, reject, ended: false };
+    source.on("data", collectChunk);
+    source.on("end", finishBody);
+    source.on("close", abandonBody);
   });
+}
+
+const bodyRead: unique symbol = Symbol("bodyRead");
+
+interface BodyRead {
+  chunks: Buffer[];
+  resolve: (body: Uint8Array) => void;
+  reject: (reason: unknown) => void;
+  ended: boolean;
+}
+
+type BodySource = (http.IncomingMessage | http2.ServerHttp2Stream) & { [bodyRead]: BodyRead };
+
+function collectChunk(this: BodySource, chunk: Buffer): void {
+  this[bodyRead].chunks.push(chunk);
+}
+
+function finishBody(this: BodySource): void {
+  const read = this[bodyRead];
+  read.ended = true;
+  read.resolve(read.chunks.length === 1 ? read.chunks[0] : Buffer.concat(read.chunks));
+}
+
+function abandonBody(this: BodySource): void {
+  const read = this[bodyRead];
+  if (read.ended) return;
+  // A stream reset or a dropped connection closes the request without an end.
+  read.reject(
+    this.errored
+      ? nodeReasonError(this.errored)
+      : new ConnectError("the client went away mid-request", Code.Aborted),
+  );
 }
 
 /** As gRPC maps HTTP/2 reset codes; NO_ERROR and STREAM_CLOSED map to nothing. */
