@@ -188,7 +188,7 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
           response.trailer.forEach((value, key) => trailer[key] = value);
           res.addTrailers(trailer);
         }
-        res.end(whole);
+        res.end(asNodeBuffer(whole));
       })
       .catch((error) => {
         options.onError(error);
@@ -392,6 +392,15 @@ function sendPendingTrailer(this: TrailerStream): void {
   this.sendTrailers(trailer);
 }
 
+/**
+ * Bytes as Node writes them. Node turns a Uint8Array into a Buffer over the same memory,
+ * and reading `.buffer` of a small typed array moves it off V8's heap: 315 ns for five
+ * bytes, measured on Node 20, against 74 ns to copy them into Node's buffer pool.
+ */
+function asNodeBuffer(bytes: Uint8Array): Uint8Array {
+  return bytes.byteLength <= 64 && !Buffer.isBuffer(bytes) ? Buffer.from(bytes) : bytes;
+}
+
 /** A response whose body is at hand: head, body and trailers at once. */
 function writeWhole(
   response: UniversalServerResponse,
@@ -402,7 +411,7 @@ function writeWhole(
   const length = whole?.length ?? 0;
   respondOn(stream, response, length);
   // An empty body without trailers went with the head (endStream).
-  if (length > 0 || response.trailer !== undefined) stream.end(whole);
+  if (length > 0 || response.trailer !== undefined) stream.end(whole && asNodeBuffer(whole));
 }
 
 /**
@@ -960,7 +969,7 @@ export function openHttpClient(
           settle();
           reject(new Error(`HTTP/2 stream closed with code ${stream.rstCode}`));
         });
-        stream.end(body);
+        stream.end(asNodeBuffer(body));
       });
     },
   };
