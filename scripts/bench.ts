@@ -614,11 +614,14 @@ function missedNotes(): string {
   const notes: string[] = [];
   if (missed("readiness seen")) {
     notes.push(
-      "- Readiness seen after listening: the host pings every 1 ms, so most of what is left is " +
-        "the guest's first answer on a fresh process. curl's first Ping to a fresh raw node:http2 " +
-        "server took 6.0–6.2 ms and later ones 1.3–1.6 ms; to a fresh Deno guest 2.7 ms, later " +
-        "ones 1.1 ms. Warming the HTTP stack up before listening would move that time before the " +
-        '"serving on" line, not save it, so it is not done.',
+      "- Readiness seen after listening: the host's successful Ping starts before the guest's " +
+        '"serving on" line reaches it (0.2 ms before, median of 20 spawns, timed through ' +
+        "`SpawnOptions.readiness`), so what is left is that one Ping: the first request a fresh " +
+        "guest process answers, on a fresh connection. It took 2.3–3.7 ms to a Deno guest and " +
+        "7–14 ms to a Node guest, where a fresh connection to a warmed-up guest takes 0.6–1.6 ms. " +
+        "curl's first Ping to a fresh raw node:http2 server takes 6.0–6.2 ms too. Warming the " +
+        'HTTP stack up before listening would move that time before the "serving on" line, ' +
+        "not save it, so it is not done.",
     );
   }
   if (missed("log forwarding")) {
@@ -637,8 +640,19 @@ function missedNotes(): string {
         "request gate and the handler. Over gRPC every answer also needs trailers (node:http2's " +
         "waitForTrailers, a wantTrailers event, a second HEADERS frame). Against node:http2's " +
         "compatibility API (the ceiling of earlier runs) the same guest measured 1.03× (Connect) " +
-        "and 0.95× (gRPC); against grpc-js, 1.22–1.46× (Connect) and 1.11–1.36× (gRPC) over the " +
-        "last four full runs, and against the raw stream API 0.57–0.65× over the last two.",
+        "and 0.95× (gRPC). A run of section 1 alone after the last changes here: 0.74× " +
+        "(Connect) and 0.68× (gRPC) of the raw stream API, 1.59× and 1.46× of grpc-js. In a " +
+        "profile of the gRPC guest, node:http2's own JavaScript (header conversion both ways, " +
+        "respond, stream set-up) and the garbage collector take most of a call; our code is " +
+        "about 5% of it.",
+    );
+  }
+  if (targets.some(([w, , , ok]) => !ok && w.includes("c=1 p50"))) {
+    notes.push(
+      "- c=1 latency over gRPC: node:http2 sends a unary answer's trailers in a write of their " +
+        "own (strace: HEADERS and DATA in one writev, the trailing HEADERS in the next write), " +
+        "because it asks for them from inside the write of the body; the client wakes twice " +
+        "per call. grpc-js's server pays the same.",
     );
   }
   if (targets.some(([w, , , ok]) => !ok && w.includes("c=32"))) {
@@ -806,9 +820,13 @@ process: curl's first Ping to a fresh raw node:http2 server took 6.0–6.2 ms, l
 | plain log lines read by a scanner instead of JSON.parse, their strings copied as they stand | same | 646 812–652 523 lines/s | 881 924–929 387 lines/s (0.81–0.94×) |
 | Deno host: unary calls over two HTTP/2 connections, the less busy first | Deno host → Deno guest Echo (bench_client), c=32 / c=1 p50 | 15 126–15 791 calls/s / 0.165–0.168 ms | 19 331–21 716 calls/s / 0.166–0.183 ms |
 | Node host: unary calls over two HTTP/2 sessions, the less busy first | Node host → Node guest Echo, 150 000 calls at c=32, Connect / gRPC | 18 115–18 437 / 17 929 calls/s | 21 835–22 079 / 18 914–20 074 calls/s |
+| Node guest: the gRPC envelope's length written by hand (connect-es's encodeEnvelope goes through a DataView, 630 ns against 35 ns); the body read by shared listeners with the state on the stream; one async function per stream instead of a then/catch pair; shared response heads; an empty Connect answer ends with its head; the router returns a lean call's promise without an async wrapper | Node guest Ping, CPU time of the guest per call, median of 5 alternating runs (\`scripts/bench/cpu_per_call.ts\`), gRPC / Connect | 37.5 / 34.0 µs | 32.5 / 29.2 µs |
+| Node: bodies of 64 bytes or less copied into Node's buffer pool before writing (Node's own Buffer view of a small Uint8Array moves it off V8's heap: 315 ns against 74 ns) | same, gRPC | 31.0 µs | 30.2 µs |
 
 (The before/after figures are single runs on a shared machine, taken as each change went
-in; the tables above are one later run of everything. From 2026-11-25 on, section 1 warms every
+in, except the CPU-time rows, which alternate the two builds; the tables above are one later run
+of everything. CPU time per call, read from /proc, moved less between runs than requests per
+second did, so the last rows use it. From 2026-11-25 on, section 1 warms every
 server up before measuring it; earlier runs did not, so their first figures included JIT warm-up.)
 
 ## Reproduce

@@ -1,0 +1,92 @@
+/**
+ * CPU time per call of the Node echo guest, for before/after comparisons of one change:
+ * on this shared machine it is steadier than requests per second. Runs the guest from
+ * each npm build in turn (A, B, A, B, …), loads it with h2load after a warm-up, and
+ * reads the guest's own user + system time from /proc.
+ *
+ *   deno run -A scripts/bench/cpu_per_call.ts <npm build A> <npm build B> [grpc|connect] [rounds]
+ *
+ * (Make build A with `git stash && deno task build:npm && cp -r npm /tmp/npm-before &&
+ * git stash pop && deno task build:npm`, then pass `/tmp/npm-before npm`.)
+ *
+ * @module
+ */
+import { join } from "node:path";
+
+const [before, after, protocol = "grpc", roundsText = "5"] = Deno.args;
+if (!before || !after) {
+  console.error("usage: cpu_per_call.ts <npm build A> <npm build B> [grpc|connect] [rounds]");
+  Deno.exit(2);
+}
+const CALLS = 100_000;
+const WARM_UP = 40_000;
+// /proc/<pid>/stat counts in clock ticks; Linux's USER_HZ is 100.
+const TICK_NS = 10_000_000;
+
+const body = protocol === "grpc" ? new Uint8Array(5) : new Uint8Array([0x78, 0x00]);
+const headers = protocol === "grpc"
+  ? ["content-type: application/grpc", "te: trailers"]
+  : ["content-type: application/proto", "connect-protocol-version: 1"];
+
+function cpuTicks(pid: number): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+async function h2load(url: string, count: number, file: string): Promise<void> {
+  const args = ["-n", String(count), "-c", "4", "-m", "16", "-d", file];
+  for (const h of headers) args.push("-H", h);
+  const out = await new Deno.Command("h2load", { args: [...args, url] }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!text.includes(`${count} succeeded`)) throw new Error(`h2load failed:\n${text}`);
+}
+
+async function nsPerCall(build: string, file: string): Promise<number> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const child = new Deno.Command("node", {
+    args: [join(build, "examples/echo/plugin.js")],
+    env: { FTL_BIND: `http://127.0.0.1:${port}` },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    for (let i = 0;; i++) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        break;
+      } catch (error) {
+        if (i > 500) throw error;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    const url = `http://127.0.0.1:${port}/echo.v1.EchoService/Ping`;
+    await h2load(url, WARM_UP, file);
+    const start = cpuTicks(child.pid);
+    await h2load(url, CALLS, file);
+    return ((cpuTicks(child.pid) - start) * TICK_NS) / CALLS;
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const file = await Deno.makeTempFile();
+await Deno.writeFile(file, body);
+try {
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let round = 0; round < Number(roundsText); round++) {
+    a.push(await nsPerCall(before, file));
+    b.push(await nsPerCall(after, file));
+  }
+  const show = (xs: number[]) => xs.map((x) => (x / 1000).toFixed(1)).join(" ");
+  console.log(`${protocol} Ping, CPU µs per call of the guest process`);
+  console.log(`  A ${before}: ${show(a)}; median ${(median(a) / 1000).toFixed(1)}`);
+  console.log(`  B ${after}: ${show(b)}; median ${(median(b) / 1000).toFixed(1)}`);
+} finally {
+  await Deno.remove(file);
+}
