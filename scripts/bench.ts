@@ -661,10 +661,17 @@ function missedNotes(): string {
   }
   if (targets.some(([w, , , ok]) => !ok && w.includes("c=1 p50"))) {
     notes.push(
-      "- c=1 latency over gRPC: node:http2 sends a unary answer's trailers in a write of their " +
-        "own (strace: HEADERS and DATA in one writev, the trailing HEADERS in the next write), " +
-        "because it asks for them from inside the write of the body; the client wakes twice " +
-        "per call. grpc-js's server pays the same.",
+      "- c=1 latency, Node host: one call at a time leaves both processes idle most of the " +
+        "time (the host's thread 64% idle in a profile), so a call's latency is mostly two " +
+        "wake-ups per side, which every client pays alike; on days when this machine wakes " +
+        "slowly the ratios close in on 1. In the run that wrote this file every pair was slower " +
+        "than in the runs before (grpc-js 0.38 ms against 0.29 ms), and the Node host's figure " +
+        "did not move with this stop's changes: the build before them and the build after, " +
+        "alternated three times, measured 0.31–0.34 ms and 0.31–0.35 ms (Connect), " +
+        "0.32–0.34 ms and 0.33–0.35 ms (gRPC). Over gRPC, node:http2 also sends a unary " +
+        "answer's trailers in a write of their own (strace: HEADERS and DATA in one writev, the " +
+        "trailing HEADERS in the next write), so the client wakes twice per call; grpc-js's " +
+        "server pays the same.",
     );
   }
   if (targets.some(([w, , , ok]) => !ok && w.includes("c=32"))) {
@@ -804,6 +811,14 @@ At 32 calls in flight over one HTTP/2 connection, host and plugin took turns: ne
 process was busy more than three quarters of the time (the Deno host's main thread was
 idle two thirds of it, its connection driven by one task of Deno's fetch). Spreading the
 calls over two connections keeps both sides busy.
+
+Deno's fetch turns Nagle's algorithm on for every connection it opens (strace:
+\`setsockopt(TCP_NODELAY, 0)\`), and Deno 2.9.6 has no option to turn it off (a \`noDelay\` option is
+proposed in denoland/deno#35581). On a fresh connection the client acknowledges the server's
+SETTINGS after sending its first request; a second request sent before the server's delayed ACK
+(40 ms) waits for it. Bare fetch against our Deno guest hit it on the second request of 4 of 4
+fresh connections (40–44 ms); through our Deno host, once in 30 spawns (the first call after
+ready). The Node host is not affected: node:http2 sets TCP_NODELAY on every session's socket.
 
 Readiness seen after listening is bounded by each runtime's first answer on a fresh
 process: curl's first Ping to a fresh raw node:http2 server took 6.0–6.2 ms, later ones
