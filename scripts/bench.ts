@@ -628,7 +628,7 @@ function missedNotes(): string {
     notes.push(
       "- Readiness seen after listening: the host's successful Ping starts before the guest's " +
         '"serving on" line reaches it (0.2 ms before, median of 20 spawns, timed through ' +
-        "`SpawnOptions.readiness`), so what is left is that one Ping: the first request a fresh " +
+        "`SpawnOptions.readiness` by `scripts/bench/readiness_attempts.ts`), so what is left is that one Ping: the first request a fresh " +
         "guest process answers, on a fresh connection. It took 2.3–3.7 ms to a Deno guest and " +
         "7–14 ms to a Node guest, where a fresh connection to a warmed-up guest takes 0.6–1.6 ms. " +
         "curl's first Ping to a fresh raw node:http2 server takes 6.0–6.2 ms too. Warming the " +
@@ -662,16 +662,15 @@ function missedNotes(): string {
   if (targets.some(([w, , , ok]) => !ok && w.includes("c=1 p50"))) {
     notes.push(
       "- c=1 latency, Node host: one call at a time leaves both processes idle most of the " +
-        "time (the host's thread 64% idle in a profile), so a call's latency is mostly two " +
-        "wake-ups per side, which every client pays alike; on days when this machine wakes " +
-        "slowly the ratios close in on 1. In the run that wrote this file every pair was slower " +
-        "than in the runs before (grpc-js 0.38 ms against 0.29 ms), and the Node host's figure " +
-        "did not move with this stop's changes: the build before them and the build after, " +
-        "alternated three times, measured 0.31–0.34 ms and 0.31–0.35 ms (Connect), " +
-        "0.32–0.34 ms and 0.33–0.35 ms (gRPC). Over gRPC, node:http2 also sends a unary " +
-        "answer's trailers in a write of their own (strace: HEADERS and DATA in one writev, the " +
-        "trailing HEADERS in the next write), so the client wakes twice per call; grpc-js's " +
-        "server pays the same.",
+        "time (the host's thread 64% idle in a profile), so a call's latency is mostly wake-ups, " +
+        "which every client pays alike; on days when this machine wakes slowly the ratios close " +
+        "in on 1 (grpc-js's own c=1 p50 ranged 0.29–0.45 ms over this stop's runs). Of what is " +
+        "ours: after the same warm-up, a bare node:http2 client calling our Node guest took " +
+        "0.24 ms at the p50 and our host 0.25 ms; most of the host's own time per call is " +
+        "node:http2's request(), which binds an AsyncResource (two deprecate() wrappers) every " +
+        "time. Over gRPC, node:http2 also sends a unary answer's trailers in a write of their " +
+        "own (strace: HEADERS and DATA in one writev, the trailing HEADERS in the next write), " +
+        "so the client wakes twice per call; grpc-js's server pays the same.",
     );
   }
   if (targets.some(([w, , , ok]) => !ok && w.includes("c=32"))) {
@@ -731,8 +730,8 @@ ${
 
 Echo calls: ${
   quick ? "" : "3 000 "
-}sequential (latency) after a warm-up, then 30 000 with 32 in flight; each figure is the
-median of ${CLIENT_RUNS} runs of the client.
+}sequential (latency) after 3 000 unmeasured ones, then 30 000 with 32 in flight; each figure
+is the median of ${CLIENT_RUNS} runs of the client.
 
 | client → server | c=1 p50 | c=1 p99 | c=32 calls/s |
 | --- | --- | --- | --- |
@@ -854,6 +853,7 @@ process: curl's first Ping to a fresh raw node:http2 server took 6.0–6.2 ms, l
 | Deno host: unary calls over two HTTP/2 connections, the less busy first | Deno host → Deno guest Echo (bench_client), c=32 / c=1 p50 | 15 126–15 791 calls/s / 0.165–0.168 ms | 19 331–21 716 calls/s / 0.166–0.183 ms |
 | Node host: unary calls over two HTTP/2 sessions, the less busy first | Node host → Node guest Echo, 150 000 calls at c=32, Connect / gRPC | 18 115–18 437 / 17 929 calls/s | 21 835–22 079 / 18 914–20 074 calls/s |
 | Node guest: the gRPC envelope's length written by hand (connect-es's encodeEnvelope goes through a DataView, 630 ns against 35 ns); the body read by shared listeners with the state on the stream; one async function per stream instead of a then/catch pair; shared response heads; an empty Connect answer ends with its head; the router returns a lean call's promise without an async wrapper | Node guest Ping, CPU time of the guest per call, median of 5 alternating runs (\`scripts/bench/cpu_per_call.ts\`), gRPC / Connect | 37.5 / 34.0 µs | 32.5 / 29.2 µs |
+| bench method: every round-trip client makes 3 000 sequential calls before measuring, not 300 (with 300 the clients' code was still being optimised while measured) | c=1 p50, ours Node host gRPC / Connect, and the grpc-js pair, two runs each | 0.33–0.35 / 0.32–0.34 / 0.41–0.45 ms | 0.27 / 0.25–0.25 / 0.32–0.38 ms |
 | Node: bodies of 64 bytes or less copied into Node's buffer pool before writing (Node's own Buffer view of a small Uint8Array moves it off V8's heap: 315 ns against 74 ns) | same, gRPC | 31.0 µs | 30.2 µs |
 
 (The before/after figures are single runs on a shared machine, taken as each change went
