@@ -661,16 +661,18 @@ function missedNotes(): string {
   }
   if (targets.some(([w, , , ok]) => !ok && w.includes("c=1 p50"))) {
     notes.push(
-      "- c=1 latency, Node host: one call at a time leaves both processes idle most of the " +
-        "time (the host's thread 64% idle in a profile), so a call's latency is mostly wake-ups, " +
+      "- c=1 latency: one call at a time leaves both processes idle most of the time (the " +
+        "Node host's thread 64% idle in a profile), so a call's latency is mostly wake-ups, " +
         "which every client pays alike; on days when this machine wakes slowly the ratios close " +
-        "in on 1 (grpc-js's own c=1 p50 ranged 0.29–0.45 ms over this stop's runs). Of what is " +
-        "ours: after the same warm-up, a bare node:http2 client calling our Node guest took " +
-        "0.24 ms at the p50 and our host 0.25 ms; most of the host's own time per call is " +
-        "node:http2's request(), which binds an AsyncResource (two deprecate() wrappers) every " +
-        "time. Over gRPC, node:http2 also sends a unary answer's trailers in a write of their " +
-        "own (strace: HEADERS and DATA in one writev, the trailing HEADERS in the next write), " +
-        "so the client wakes twice per call; grpc-js's server pays the same.",
+        "in on 1. Over this stop's three full runs the grpc-js pair's c=1 p50 was 0.38–0.42 ms, " +
+        "the Deno host's 0.29–0.35 ms (0.29–0.30 ms in four runs of its client alone after the " +
+        "last one) and the Node host's 0.27–0.33 ms. Of what is ours on Node: after the same " +
+        "warm-up, a bare node:http2 client calling our Node guest took 0.24 ms at the p50 and " +
+        "our host 0.25 ms; most of the host's own time per call is node:http2's request(), which " +
+        "binds an AsyncResource (two deprecate() wrappers) every time. Over gRPC, node:http2 " +
+        "also sends a unary answer's trailers in a write of their own (strace: HEADERS and DATA " +
+        "in one writev, the trailing HEADERS in the next write), so the client wakes twice per " +
+        "call; grpc-js's server pays the same.",
     );
   }
   if (targets.some(([w, , , ok]) => !ok && w.includes("c=32"))) {
@@ -712,7 +714,8 @@ sending fixed bytes and trailers (${
   ratio(nodeGrpc.ping, find("raw node:http2 streams (fixed bytes and trailers)", "grpc").ping)
 }); against the Connect-shaped raw server, which sends no trailers, it measured ${
   ratio(nodeGrpc.ping, find("raw node:http2 streams (fixed bytes)", "connect").ping)
-}.
+}. That gRPC-shaped server is CPU-bound, at about 30 µs a call while h2load used 17% of the other
+core; our guest's CPU time per gRPC Ping measured 30–32 µs in this stop's before/after runs.
 
 ![Ping requests per second](benchmarks-ping.svg)
 
