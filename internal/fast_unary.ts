@@ -29,8 +29,25 @@ import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "./envelope.ts";
  */
 export const wholeBody: unique symbol = Symbol("ftl-ts.wholeBody");
 
-/** On a universal request: reads the whole body at once, where the runtime can. */
+/**
+ * On a universal request: reads the whole body at once, up to a limit, where the runtime
+ * can (else it gives `undefined`). Past the limit it rejects as connect-es's readAllBytes
+ * does, with what it had read under {@linkcode bodyReadSoFar}.
+ */
 export const readWholeBody: unique symbol = Symbol("ftl-ts.readWholeBody");
+
+/** On the error of a whole-body read that went past its limit: the bytes read by then. */
+export const bodyReadSoFar: unique symbol = Symbol("ftl-ts.bodyReadSoFar");
+
+/** The error a runtime's whole-body read rejects with past `limit` bytes. */
+export function bodyOverLimit(limit: number, readSoFar: Uint8Array): ConnectError {
+  // Worded as connect-es's readAllBytes words it when no length was declared.
+  const error = new ConnectError(
+    `message size is larger than configured readMaxBytes ${limit}`,
+    Code.ResourceExhausted,
+  );
+  return Object.assign(error, { [bodyReadSoFar]: readSoFar });
+}
 
 /**
  * On a universal request: reads one header (lower-case name) without making the
@@ -40,7 +57,7 @@ export const peekHeader: unique symbol = Symbol("ftl-ts.peekHeader");
 
 /** A universal request that may carry {@linkcode readWholeBody} and {@linkcode peekHeader}. */
 export type FastRequest = UniversalServerRequest & {
-  [readWholeBody]?: () => Promise<Uint8Array>;
+  [readWholeBody]?: (limit: number) => Promise<Uint8Array> | undefined;
   [peekHeader]?: (name: string) => string | null;
 };
 
@@ -139,7 +156,17 @@ export function fastUnaryRoute(
     const context = new LeanContext(method, request, options.shutdownSignal, protocol);
     try {
       options.gate?.(context);
-      let bytes = await readBody(request, options.readMaxBytes);
+      let bytes;
+      try {
+        // readMaxBytes limits a gRPC message, not its envelope's five bytes.
+        bytes = await readBody(request, options.readMaxBytes + (protocol === "grpc" ? 5 : 0));
+      } catch (error) {
+        const readSoFar = (error as { [bodyReadSoFar]?: Uint8Array })[bodyReadSoFar];
+        // A gRPC body over the limit: the envelope check below says what is wrong with it
+        // (a message too large, or more than one), as connect-es's envelope reader would.
+        if (protocol !== "grpc" || readSoFar === undefined) throw error;
+        bytes = readSoFar;
+      }
       if (protocol === "grpc") {
         const message = unaryEnvelopeMessage(bytes, "input", options.readMaxBytes);
         if (message === undefined) {
@@ -327,8 +354,11 @@ function withTrailers(context: LeanContext): Headers {
 
 function readBody(request: FastRequest, limit: number): Promise<Uint8Array> {
   const declared = headerOf(request, "content-length");
-  if (request[readWholeBody] && declared !== null && Number(declared) <= limit) {
-    return request[readWholeBody]();
+  // Most gRPC clients declare no length; a declared one over the limit is refused unread.
+  if (declared === null || Number(declared) <= limit) {
+    // Called as a method: a runtime may implement it on a class.
+    const whole = request[readWholeBody] ? request[readWholeBody](limit) : undefined;
+    if (whole) return whole;
   }
   // connect-es's own reader: the read limit (before reading, from content-length) and
   // a body that breaks its declared length.

@@ -61,6 +61,16 @@ function envelope(message: Uint8Array, flags = 0): Uint8Array {
 const echo = (message: string) =>
   toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }));
 
+/** An EchoRequest of exactly `size` bytes (one tag byte, a two-byte length, the text). */
+function echoOfSize(size: number): Uint8Array {
+  const bytes = echo("x".repeat(size - 3));
+  assert.equal(bytes.length, size);
+  return bytes;
+}
+
+/** The guests' read limit in these tests: small, so that going over it is cheap. */
+const READ_MAX_BYTES = 1024;
+
 async function withGuest(
   body: (session: http2.ClientHttp2Session) => Promise<void>,
 ): Promise<void> {
@@ -86,6 +96,7 @@ async function withGuest(
     },
     bind: "http://127.0.0.1:0",
     logger: new Logger({ level: LogLevel.Error, write: () => {} }),
+    readMaxBytes: READ_MAX_BYTES,
   });
   const session = http2.connect(server.url);
   try {
@@ -108,6 +119,25 @@ describe("the lean unary path answers as connect-es does", () => {
       connectHeader,
       { "connect-timeout-ms": "60000" },
       new Uint8Array([0xff]),
+    ],
+    // The read limit, with and without a declared length (node:http2 declares none).
+    [
+      "Connect: a message of exactly the read limit",
+      connectHeader,
+      { "connect-timeout-ms": "60000" },
+      echoOfSize(READ_MAX_BYTES),
+    ],
+    [
+      "Connect: a message over the read limit",
+      connectHeader,
+      { "connect-timeout-ms": "60000" },
+      echoOfSize(4 * READ_MAX_BYTES),
+    ],
+    [
+      "Connect: a declared length over the read limit",
+      { ...connectHeader, "content-length": String(4 * READ_MAX_BYTES) },
+      { "connect-timeout-ms": "60000" },
+      echoOfSize(4 * READ_MAX_BYTES),
     ],
   ];
   if (!onDeno) {
@@ -132,6 +162,31 @@ describe("the lean unary path answers as connect-es does", () => {
         grpcHeader,
         { "grpc-timeout": "60S" },
         envelope(new Uint8Array([0xff])),
+      ],
+      // The limit is the message's; the envelope's five bytes do not count.
+      [
+        "gRPC: a message of exactly the read limit",
+        grpcHeader,
+        { "grpc-timeout": "60S" },
+        envelope(echoOfSize(READ_MAX_BYTES)),
+      ],
+      [
+        "gRPC: a message over the read limit, its length within one more envelope",
+        grpcHeader,
+        { "grpc-timeout": "60S" },
+        envelope(echoOfSize(READ_MAX_BYTES + 1)),
+      ],
+      [
+        "gRPC: a message far over the read limit",
+        grpcHeader,
+        { "grpc-timeout": "60S" },
+        envelope(echoOfSize(4 * READ_MAX_BYTES)),
+      ],
+      [
+        "gRPC: a second message past the read limit",
+        grpcHeader,
+        { "grpc-timeout": "60S" },
+        new Uint8Array([...envelope(echo("a")), ...envelope(echoOfSize(READ_MAX_BYTES))]),
       ],
     );
   }

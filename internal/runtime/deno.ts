@@ -217,8 +217,10 @@ class ServeRequest {
     return this.#signal;
   }
 
-  [readWholeBody](): Promise<Uint8Array> {
-    return this.#request.bytes();
+  [readWholeBody](_limit: number): Promise<Uint8Array> | undefined {
+    // Only a declared length (checked against the limit by the caller, and held to by
+    // Deno's HTTP stack) makes reading it all at once safe; else connect-es reads it.
+    return this.header.has("content-length") ? this.#request.bytes() : undefined;
   }
 }
 

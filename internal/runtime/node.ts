@@ -23,6 +23,7 @@ import {
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { BindAddress } from "../bind.ts";
 import {
+  bodyOverLimit,
   type FastRequest,
   peekHeader,
   plainHeaders,
@@ -510,8 +511,8 @@ class StreamRequest {
     return this.#controller.signal;
   }
 
-  [readWholeBody](): Promise<Uint8Array> {
-    return wholeBodyOf(this.#stream);
+  [readWholeBody](limit: number): Promise<Uint8Array> {
+    return wholeBodyOf(this.#stream, limit);
   }
 
   [peekHeader](name: string): string | null {
@@ -596,8 +597,8 @@ class MessageRequest {
     return this.#controller.signal;
   }
 
-  [readWholeBody](): Promise<Uint8Array> {
-    return wholeBodyOf(this.#req);
+  [readWholeBody](limit: number): Promise<Uint8Array> {
+    return wholeBodyOf(this.#req, limit);
   }
 
   [peekHeader](name: string): string | null {
@@ -668,13 +669,25 @@ Object.defineProperties(NodeHeaders.prototype, {
 });
 
 /**
- * The whole request body. The listeners are shared functions and the state lives on the
- * source, rather than four closures per call. An error is not listened for: each source
- * already has an error listener, and a stream that errs closes without an end.
+ * The whole request body, refused once it grows past `limit` bytes (a declared length is
+ * held to by node:http2 and node:http themselves). The listeners are shared functions and
+ * the state lives on the source, rather than four closures per call. An error is not
+ * listened for: each source already has an error listener, and a stream that errs
+ * closes without an end.
  */
-function wholeBodyOf(source: http.IncomingMessage | http2.ServerHttp2Stream): Promise<Uint8Array> {
+function wholeBodyOf(
+  source: http.IncomingMessage | http2.ServerHttp2Stream,
+  limit: number,
+): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    (source as BodySource)[bodyRead] = { chunks: [], resolve, reject, ended: false };
+    (source as BodySource)[bodyRead] = {
+      chunks: [],
+      length: 0,
+      limit,
+      resolve,
+      reject,
+      settled: false,
+    };
     source.on("data", collectChunk);
     source.on("end", finishBody);
     source.on("close", abandonBody);
@@ -685,26 +698,38 @@ const bodyRead: unique symbol = Symbol("bodyRead");
 
 interface BodyRead {
   chunks: Buffer[];
+  length: number;
+  limit: number;
   resolve: (body: Uint8Array) => void;
   reject: (reason: unknown) => void;
-  ended: boolean;
+  settled: boolean;
 }
 
 type BodySource = (http.IncomingMessage | http2.ServerHttp2Stream) & { [bodyRead]: BodyRead };
 
 function collectChunk(this: BodySource, chunk: Buffer): void {
-  this[bodyRead].chunks.push(chunk);
+  const read = this[bodyRead];
+  if (read.settled) return; // past the limit: the rest is let through unkept
+  read.chunks.push(chunk);
+  read.length += chunk.length;
+  if (read.length > read.limit) {
+    read.settled = true;
+    read.reject(bodyOverLimit(read.limit, Buffer.concat(read.chunks)));
+    read.chunks = [];
+  }
 }
 
 function finishBody(this: BodySource): void {
   const read = this[bodyRead];
-  read.ended = true;
+  if (read.settled) return;
+  read.settled = true;
   read.resolve(read.chunks.length === 1 ? read.chunks[0] : Buffer.concat(read.chunks));
 }
 
 function abandonBody(this: BodySource): void {
   const read = this[bodyRead];
-  if (read.ended) return;
+  if (read.settled) return;
+  read.settled = true;
   // A stream reset or a dropped connection closes the request without an end.
   read.reject(
     this.errored

@@ -4,7 +4,10 @@
  * each npm build in turn (A, B, A, B, …), loads it with h2load after a warm-up, and
  * reads the guest's own user + system time from /proc.
  *
- *   deno run -A scripts/bench/cpu_per_call.ts <npm build A> <npm build B> [grpc|connect] [rounds]
+ *   deno run -A scripts/bench/cpu_per_call.ts <npm build A> <npm build B> [grpc|connect|grpc-undeclared] [rounds]
+ *
+ * `grpc-undeclared` loads the guest from a node:http2 client that declares no
+ * content-length, as grpc-go and grpc-js do (h2load always declares one).
  *
  * (Make build A with `git stash && deno task build:npm && cp -r npm /tmp/npm-before &&
  * git stash pop && deno task build:npm`, then pass `/tmp/npm-before npm`.)
@@ -15,7 +18,9 @@ import { join } from "node:path";
 
 const [before, after, protocol = "grpc", roundsText = "5"] = Deno.args;
 if (!before || !after) {
-  console.error("usage: cpu_per_call.ts <npm build A> <npm build B> [grpc|connect] [rounds]");
+  console.error(
+    "usage: cpu_per_call.ts <npm build A> <npm build B> [grpc|connect|grpc-undeclared] [rounds]",
+  );
   Deno.exit(2);
 }
 const CALLS = 100_000;
@@ -23,8 +28,8 @@ const WARM_UP = 40_000;
 // /proc/<pid>/stat counts in clock ticks; Linux's USER_HZ is 100.
 const TICK_NS = 10_000_000;
 
-const body = protocol === "grpc" ? new Uint8Array(5) : new Uint8Array([0x78, 0x00]);
-const headers = protocol === "grpc"
+const body = protocol === "connect" ? new Uint8Array([0x78, 0x00]) : new Uint8Array(5);
+const headers = protocol !== "connect"
   ? ["content-type: application/grpc", "te: trailers"]
   : ["content-type: application/proto", "connect-protocol-version: 1"];
 
@@ -32,6 +37,34 @@ function cpuTicks(pid: number): number {
   const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
   // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
   return Number(fields[11]) + Number(fields[12]);
+}
+
+// 4 sessions with 16 calls in flight on each, as h2load -c 4 -m 16, declaring no length.
+const undeclaredLoad = `
+import * as http2 from "node:http2";
+const [url, count] = [process.argv[1], Number(process.argv[2])];
+const sessions = Array.from({ length: 4 }, () => http2.connect(new URL(url).origin));
+const path = new URL(url).pathname;
+let left = count;
+const call = (session) => new Promise((resolve, reject) => {
+  const stream = session.request({ ":method": "POST", ":path": path,
+    "content-type": "application/grpc", te: "trailers" });
+  stream.on("data", () => {});
+  stream.on("end", resolve);
+  stream.on("error", reject);
+  stream.end(Buffer.alloc(5));
+});
+const worker = async (session) => { while (left-- > 0) await call(session); };
+await Promise.all(sessions.flatMap((s) => Array.from({ length: 16 }, () => worker(s))));
+for (const s of sessions) s.close();
+`;
+
+async function load(url: string, count: number, file: string): Promise<void> {
+  if (protocol !== "grpc-undeclared") return await h2load(url, count, file);
+  const out = await new Deno.Command("node", {
+    args: ["--input-type=module", "-e", undeclaredLoad, url, String(count)],
+  }).output();
+  if (!out.success) throw new Error(`load failed:\n${new TextDecoder().decode(out.stderr)}`);
 }
 
 async function h2load(url: string, count: number, file: string): Promise<void> {
@@ -63,9 +96,9 @@ async function nsPerCall(build: string, file: string): Promise<number> {
       }
     }
     const url = `http://127.0.0.1:${port}/echo.v1.EchoService/Ping`;
-    await h2load(url, WARM_UP, file);
+    await load(url, WARM_UP, file);
     const start = cpuTicks(child.pid);
-    await h2load(url, CALLS, file);
+    await load(url, CALLS, file);
     return ((cpuTicks(child.pid) - start) * TICK_NS) / CALLS;
   } finally {
     child.kill("SIGKILL");
