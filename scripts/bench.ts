@@ -664,15 +664,15 @@ function missedNotes(): string {
       "- c=1 latency: one call at a time leaves both processes idle most of the time (the " +
         "Node host's thread 64% idle in a profile), so a call's latency is mostly wake-ups, " +
         "which every client pays alike; on days when this machine wakes slowly the ratios close " +
-        "in on 1. Over this stop's three full runs the grpc-js pair's c=1 p50 was 0.38–0.42 ms, " +
-        "the Deno host's 0.29–0.35 ms (0.29–0.30 ms in four runs of its client alone after the " +
-        "last one) and the Node host's 0.27–0.33 ms. Of what is ours on Node: after the same " +
-        "warm-up, a bare node:http2 client calling our Node guest took 0.24 ms at the p50 and " +
-        "our host 0.25 ms; most of the host's own time per call is node:http2's request(), which " +
-        "binds an AsyncResource (two deprecate() wrappers) every time. Over gRPC, node:http2 " +
-        "also sends a unary answer's trailers in a write of their own (strace: HEADERS and DATA " +
-        "in one writev, the trailing HEADERS in the next write), so the client wakes twice per " +
-        "call; grpc-js's server pays the same.",
+        "in on 1. Over this stop's four full runs the grpc-js pair's c=1 p50 was 0.33–0.42 ms, " +
+        "the Deno host's 0.29–0.35 ms and the Node host's 0.25–0.33 ms. On Deno, a bare fetch " +
+        "client took 0.23 ms at the p50 against a bare Deno.serve and 0.25–0.29 ms against our " +
+        "Deno guest, after the same warm-up. On Node, a bare node:http2 client calling our Node " +
+        "guest took 0.24 ms and our host 0.25 ms; most of the host's own time per call is " +
+        "node:http2's request(), which binds an AsyncResource (two deprecate() wrappers) every " +
+        "time. Over gRPC, node:http2 also sends a unary answer's trailers in a write of their " +
+        "own (strace: HEADERS and DATA in one writev, the trailing HEADERS in the next write), " +
+        "so the client wakes twice per call; grpc-js's server pays the same.",
     );
   }
   if (targets.some(([w, , , ok]) => !ok && w.includes("c=32"))) {
