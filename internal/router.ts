@@ -107,7 +107,12 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
   // Not async: a lean call's promise is returned as it is, without an extra wrapper.
   return (request) => {
     const path = pathOf(request.url);
-    return fastRoutes.get(path)?.(request) ?? routeByPath(request, path);
+    try {
+      return fastRoutes.get(path)?.(request) ?? routeByPath(request, path);
+    } catch (error) {
+      // A handler's caller expects a promise, never a throw.
+      return Promise.reject(error);
+    }
   };
 
   async function routeByPath(

@@ -176,7 +176,15 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       inFlight--;
       if (inFlight === 0) { for (const resolve of whenIdle) resolve(); }
     });
-    const request = leanRequest(req, res);
+    let request: FastRequest;
+    try {
+      request = leanRequest(req, res);
+    } catch (error) {
+      // An HTTP/1.0 request without Host, say: thrown here it would end the process.
+      options.onError(error);
+      res.writeHead(400, { "content-type": "text/plain" }).end("bad request\n");
+      return;
+    }
     options.handler(request)
       .then((response) => {
         const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
@@ -362,13 +370,11 @@ function respondOn(
       stream.respond(head, NO_TRAILERS);
       return;
     }
-    if (Object.isFrozen(head)) {
-      stream.respond({ ...head, "content-length": length }, length === 0 ? END : NO_TRAILERS);
-    } else {
-      head["content-length"] = length;
-      // An empty body ends with the head: no DATA frame, no end() of the writable side.
-      stream.respond(head, length === 0 ? END : NO_TRAILERS);
-    }
+    // A shared head is frozen: the length goes on a copy.
+    const sized = Object.isFrozen(head) ? { ...head } : head;
+    sized["content-length"] = length;
+    // An empty body ends with the head: no DATA frame, no end() of the writable side.
+    stream.respond(sized, length === 0 ? END : NO_TRAILERS);
     return;
   }
   stream.respond(nodeHeadersOf(response.header, response.status), WITH_TRAILERS);

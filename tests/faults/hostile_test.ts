@@ -35,16 +35,18 @@ function randomBytes(n: number): Uint8Array {
 }
 
 /** Writes `bytes` on a raw TCP connection and waits until the guest closes it (or 2 s). */
-function sendRaw(url: URL, bytes: Uint8Array): Promise<void> {
+/** Writes `bytes` on a new connection; resolves with what came back, as latin1 text. */
+function sendRaw(url: URL, bytes: Uint8Array): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect(Number(url.port), url.hostname, () => socket.write(bytes));
+    const received: Buffer[] = [];
     const done = () => {
       socket.destroy();
-      resolve();
+      resolve(Buffer.concat(received).toString("latin1"));
     };
     socket.on("error", done);
     socket.on("close", done);
-    socket.on("data", () => {});
+    socket.on("data", (chunk: Buffer) => received.push(chunk));
     setTimeout(done, 2_000);
   });
 }
@@ -62,6 +64,15 @@ for (const runtime of ["deno", "node"] as const) {
       await assertServes(guest);
       const preface = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
       await sendRaw(guest.url, new Uint8Array([...preface, ...randomBytes(1 << 16)]));
+      await assertServes(guest);
+    });
+
+    it("answers an HTTP/1.0 request that names no host, and serves on", async () => {
+      await using guest = await startGuest(echoGuestCommand(runtime));
+      const request = "POST /echo.v1.EchoService/Ping HTTP/1.0\r\n" +
+        "content-type: application/proto\r\ncontent-length: 0\r\n\r\n";
+      const answer = await sendRaw(guest.url, new TextEncoder().encode(request));
+      assert.match(answer, /^HTTP\/1\.[01] \d{3} /, `no HTTP answer: ${JSON.stringify(answer)}`);
       await assertServes(guest);
     });
 
