@@ -22,6 +22,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { spawn } from "../host.ts";
 import { EchoRequestSchema, EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { decodeLogEntry, type LogEntry, Logger } from "../internal/log.ts";
+import { freePort, waitForPort } from "./bench/_util.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const npmDir = join(root, "npm");
@@ -32,25 +33,6 @@ const requests = quick ? 20_000 : 100_000;
 const WARM_UP = quick ? 5_000 : 20_000;
 
 // ---------------------------------------------------------------- helpers
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 /** Starts a server process that listens on `port`; returns a stopper. */
 async function startServer(
@@ -629,7 +611,7 @@ function missedNotes(): string {
       "- Readiness seen after listening: the host's successful Ping starts before the guest's " +
         '"serving on" line reaches it (0.2 ms before, median of 20 spawns, timed through ' +
         "`SpawnOptions.readiness` by `scripts/bench/readiness_attempts.ts`), so what is left is that one Ping: the first request a fresh " +
-        "guest process answers, on a fresh connection. It took 2.3–3.7 ms to a Deno guest and " +
+        "guest process answers, on a fresh connection. It took 2.1–3.7 ms to a Deno guest and " +
         "7–14 ms to a Node guest, where a fresh connection to a warmed-up guest takes 0.6–1.6 ms. " +
         "curl's first Ping to a fresh raw node:http2 server takes 6.0–6.2 ms too. Warming the " +
         'HTTP stack up before listening would move that time before the "serving on" line, ' +

@@ -15,6 +15,7 @@
  * @module
  */
 import { join } from "node:path";
+import { freePort, waitForPort } from "./_util.ts";
 
 const [before, after, protocol = "grpc", roundsText = "5"] = Deno.args;
 if (!before || !after) {
@@ -76,9 +77,7 @@ async function h2load(url: string, count: number, file: string): Promise<void> {
 }
 
 async function nsPerCall(build: string, file: string): Promise<number> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close();
+  const port = freePort();
   const child = new Deno.Command("node", {
     args: [join(build, "examples/echo/plugin.js")],
     env: { FTL_BIND: `http://127.0.0.1:${port}` },
@@ -86,15 +85,7 @@ async function nsPerCall(build: string, file: string): Promise<number> {
     stderr: "null",
   }).spawn();
   try {
-    for (let i = 0;; i++) {
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        break;
-      } catch (error) {
-        if (i > 500) throw error;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    }
+    await waitForPort(port);
     const url = `http://127.0.0.1:${port}/echo.v1.EchoService/Ping`;
     await load(url, WARM_UP, file);
     const start = cpuTicks(child.pid);
