@@ -355,6 +355,17 @@ async function warmUp(
   }
 }
 
+/**
+ * Whether the host that started us died before we first read our parent: our host names
+ * itself in `FTL_PLUGIN_HOST_PID`, so a parent that is init (pid 1) instead means we were
+ * reparented already, and the parent never changes again for the poll to notice. (Under
+ * a subreaper the parent is not 1, and this cannot tell; other hosts set no variable.)
+ */
+function hostGoneBeforeStart(hostPid: string | undefined, firstParent: number): boolean {
+  if (hostPid === undefined || !/^[1-9][0-9]*$/.test(hostPid)) return false;
+  return firstParent === 1 && Number(hostPid) !== 1;
+}
+
 function assertPingable(service: DescService): void {
   const ping = service.methods.find((m) => m.name === "Ping");
   if (ping?.input.typeName !== "xyz.block.ftl.v1.PingRequest") {
@@ -527,6 +538,10 @@ export async function start<
     return exitProcess(2);
   }
   const logger = stderrLogger(parseLogLevel(logLevel)).scope(options.name);
+  if (hostGoneBeforeStart(env.FTL_PLUGIN_HOST_PID, initialParent)) {
+    logger.warn("the host that started this plugin is already gone: exiting");
+    return exitProcess(0);
+  }
   const lifetime = new AbortController();
   const fail = (what: string, error: unknown): Promise<never> => {
     logger.error(what, error);

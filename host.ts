@@ -32,6 +32,7 @@ import {
   allocatePort as allocateRuntimePort,
   type Child,
   makeDirectory,
+  ownPid,
   processCommandLine,
   processEnv,
   type ProcessExit,
@@ -389,6 +390,8 @@ export async function spawn<
       FTL_BIND: endpoint.href.replace(/\/$/, ""),
       ...(workingDir ? { FTL_WORKING_DIR: workingDir } : {}),
       LOG_LEVEL: levelName === "default" ? "trace" : levelName,
+      // Lets our guest notice a host that died before the guest could look (see start()).
+      FTL_PLUGIN_HOST_PID: String(ownPid()),
       ...options.env,
       ...(token ? { FTL_PLUGIN_TOKEN: token } : {}),
     },

@@ -48,6 +48,11 @@ export function exitProcess(code: number): Promise<never> {
   Deno.exit(code);
 }
 
+/** This process's pid. */
+export function ownPid(): number {
+  return Deno.pid;
+}
+
 /** The live parent pid: it changes (to 1 or a subreaper) when the parent dies. */
 export function parentPid(): number {
   return Deno.ppid;

@@ -78,6 +78,11 @@ export async function exitProcess(code: number): Promise<never> {
   process.exit(code);
 }
 
+/** This process's pid. */
+export function ownPid(): number {
+  return process.pid;
+}
+
 /** The live parent pid: it changes (to 1 or a subreaper) when the parent dies. */
 export function parentPid(): number {
   return process.ppid;

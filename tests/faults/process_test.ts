@@ -9,6 +9,7 @@ import { Code, type ConnectError } from "@connectrpc/connect";
 import { PluginExitError, spawn } from "../../host.ts";
 import { EchoService } from "../../gen/echo/v1/echo_pb.ts";
 import {
+  echoGuestCommand,
   groupMembers,
   isGone,
   memoryLogger,
@@ -49,6 +50,29 @@ describe("process faults", () => {
       host.kill("SIGKILL");
       for (const pid of pids) if (!isGone(pid)) process.kill(-pid, "SIGKILL");
       await closed;
+    }
+  });
+
+  it("a guest whose host died before it started exits by itself", async () => {
+    // A shell stands in for a host that dies at once: it names itself as our host does,
+    // starts the guest in the background and exits, so the guest starts under init.
+    const { exe, args } = echoGuestCommand(runtime);
+    const quoted = [exe, ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+    const shell = spawnProcess(
+      "sh",
+      ["-c", `export FTL_PLUGIN_HOST_PID=$$; ${quoted} >/dev/null 2>&1 & echo $!`],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, FTL_BIND: "http://127.0.0.1:0" },
+      },
+    );
+    const { code, stdout } = await runToEnd(shell);
+    assert.equal(code, 0);
+    const pid = Number(stdout.trim());
+    try {
+      assert.ok(await waitUntil(() => isGone(pid), 10_000), `guest ${pid} still runs`);
+    } finally {
+      if (!isGone(pid)) process.kill(pid, "SIGKILL");
     }
   });
 
