@@ -246,6 +246,7 @@ class Connection {
   #partial?: { id: number; endStream: boolean; parts: Uint8Array[]; size: number };
   #out: Uint8Array[] = [];
   #flushing = false;
+  #closeTimer?: ReturnType<typeof setTimeout>;
 
   constructor(socket: ByteStream, options: H2ClientOptions) {
     this.#socket = socket;
@@ -335,12 +336,26 @@ class Connection {
     });
   }
 
-  /** Fails every call and closes the socket. */
-  fail(error: unknown): void {
+  /**
+   * Fails every call and closes the socket; after sending `goaway`, if given (within a
+   * second: a peer that reads nothing does not keep the socket open).
+   */
+  fail(error: unknown, goaway?: Uint8Array): void {
     if (this.#failed !== undefined) return;
     this.#failed = error;
     for (const stream of [...this.#streams.values()]) this.#close(stream, error);
     for (const waiter of this.#waiting.splice(0)) waiter.fail(error);
+    if (goaway) {
+      this.#out = [goaway];
+      if (!this.#flushing) this.#flush();
+      this.#closeTimer = setTimeout(() => this.#closeSocket(), 1_000);
+    } else {
+      this.#closeSocket();
+    }
+  }
+
+  #closeSocket(): void {
+    clearTimeout(this.#closeTimer);
     try {
       this.#socket.close();
     } catch {
@@ -354,8 +369,10 @@ class Connection {
     const view = new DataView(payload.buffer);
     view.setUint32(0, 0);
     view.setUint32(4, code);
-    this.#send(frame(FRAME_GOAWAY, 0, 0, payload));
-    this.fail(new H2Error(`HTTP/2 ${errorName(code)}: ${detail}`));
+    this.fail(
+      new H2Error(`HTTP/2 ${errorName(code)}: ${detail}`),
+      frame(FRAME_GOAWAY, 0, 0, payload),
+    );
   }
 
   #sendHeaders(id: number, block: Uint8Array, endStream: boolean): void {
@@ -440,14 +457,17 @@ class Connection {
   async #flush(): Promise<void> {
     this.#flushing = true;
     try {
-      while (this.#out.length > 0 && this.#failed === undefined) {
+      // Once failed, only a GOAWAY is left to send (see fail()), then the socket closes.
+      while (this.#out.length > 0) {
         const chunks = this.#out;
         this.#out = [];
         const bytes = chunks.length === 1 ? chunks[0] : concat(chunks);
         for (let at = 0; at < bytes.length;) at += await this.#socket.write(bytes.subarray(at));
       }
+      if (this.#failed !== undefined) this.#closeSocket();
     } catch (error) {
       this.fail(error);
+      this.#closeSocket();
     } finally {
       this.#flushing = false;
     }
