@@ -18,6 +18,12 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { PostAnswer } from "./fast_client.ts";
 import { encodeHeaderBlock, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
 
+/**
+ * The largest answer body a host takes: gRPC's default 4 MiB message limit, its
+ * 5-byte envelope, and room for a Connect error's JSON.
+ */
+export const ANSWER_MAX_BYTES = 4 * 1024 * 1024 + 64 * 1024;
+
 /** A connected byte stream, as `Deno.Conn` is one. */
 export interface ByteStream {
   /** Reads into `into`; `null` at the end of the stream. */
@@ -90,6 +96,8 @@ const MAX_FRAME = 16_384;
 /** The most header block bytes (HEADERS and its CONTINUATIONs) we take. */
 const MAX_HEADER_BLOCK = 256 * 1024;
 const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** How an HTTP/1 answer (to our preface) starts: "HTTP/1." in the first 9 bytes. */
+const HTTP1 = [...new TextEncoder().encode("HTTP/1.")];
 /** Headers HTTP/2 forbids (RFC 9113 section 8.2.2), dropped from requests. */
 const CONNECTION_HEADERS = new Set([
   "connection",
@@ -146,7 +154,7 @@ export class H2Client {
         signal?.throwIfAborted();
         const connection = this.#connection?.usable
           ? this.#connection
-          : await (this.#connecting ??= this.#open());
+          : await untilAborted(this.#connecting ??= this.#open(), signal);
         try {
           return await connection.request(block, body, signal);
         } catch (error) {
@@ -182,6 +190,60 @@ export class H2Client {
   }
 }
 
+/**
+ * A few {@linkcode H2Client}s to one server, each call going to the least busy: one
+ * call at a time stays on the first connection, many in flight spread over all.
+ */
+export class H2Pool {
+  readonly #clients: H2Client[];
+  readonly #origin: string;
+  readonly #paths = new Map<string, string>();
+
+  /** `origin` is the scheme, host and port every URL given to {@linkcode post} starts with. */
+  constructor(connections: number, origin: string, options: H2ClientOptions) {
+    this.#clients = Array.from({ length: connections }, () => new H2Client(options));
+    this.#origin = origin;
+  }
+
+  /** POSTs to `url`'s path; see {@linkcode H2Client.post}. */
+  post(
+    url: string,
+    header: Record<string, string>,
+    body: Uint8Array,
+    signal: AbortSignal | undefined,
+  ): Promise<PostAnswer> {
+    let chosen = this.#clients[0];
+    for (const client of this.#clients) if (client.active < chosen.active) chosen = client;
+    let path = this.#paths.get(url);
+    if (path === undefined) {
+      const parsed = new URL(url);
+      path = parsed.pathname + parsed.search;
+      if (this.#paths.size < 1_000) this.#paths.set(url, path);
+    }
+    return chosen.post(path, header, body, signal);
+  }
+
+  /** Closes every connection. */
+  close(): void {
+    for (const client of this.#clients) client.close();
+  }
+}
+
+/**
+ * `promise`, or the signal's reason if it aborts first: a connection attempt the kernel
+ * retries for minutes must not hold a call past its deadline. (The attempt goes on, and
+ * a later call may use it.)
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 /** The request's header block: pseudo-headers, then the caller's, then the length. */
 function requestHeaderBlock(
   authority: string,
@@ -215,6 +277,8 @@ interface Stream {
   recvWindow: number;
   status?: number;
   header?: Headers;
+  /** The answer's header fields (":status" first), for their names. */
+  fields?: HeaderField[];
   trailer?: Headers;
   readonly chunks: Uint8Array[];
   size: number;
@@ -246,6 +310,8 @@ class Connection {
   #partial?: { id: number; endStream: boolean; parts: Uint8Array[]; size: number };
   #out: Uint8Array[] = [];
   #flushing = false;
+  /** Whether the server's first frame (its SETTINGS) has come. */
+  #settled = false;
   #closeTimer?: ReturnType<typeof setTimeout>;
 
   constructor(socket: ByteStream, options: H2ClientOptions) {
@@ -437,9 +503,11 @@ class Connection {
     if (error !== undefined) {
       stream.reject(error);
     } else {
+      const fields = stream.fields!;
       stream.resolve({
         status: stream.status!,
         header: stream.header!,
+        headerNames: () => fields.slice(1).map(([name]) => name),
         body: stream.chunks.length === 1 ? stream.chunks[0] : concat(stream.chunks, stream.size),
         trailer: stream.trailer ?? new Headers(),
       });
@@ -481,6 +549,16 @@ class Connection {
       for (;;) {
         while (end - start >= 9 && this.#failed === undefined) {
           const length = (buffer[start] << 16) | (buffer[start + 1] << 8) | buffer[start + 2];
+          if (!this.#settled) {
+            // The server's first frame must be its SETTINGS.
+            if (HTTP1.every((byte, i) => buffer[start + i] === byte)) {
+              return this.fail(new H2Error("the server answered in HTTP/1: it does not speak h2c"));
+            }
+            if (buffer[start + 3] !== FRAME_SETTINGS) {
+              return this.#connectionError(PROTOCOL_ERROR, "the first frame is not SETTINGS");
+            }
+            this.#settled = true;
+          }
           if (length > MAX_FRAME) {
             return this.#connectionError(FRAME_SIZE_ERROR, `a frame of ${length} bytes`);
           }
@@ -654,6 +732,7 @@ class Connection {
     if (typeof header === "string") return this.#streamError(stream, PROTOCOL_ERROR, header);
     stream.status = status;
     stream.header = header;
+    stream.fields = fields;
     if (endStream) this.#close(stream);
   }
 

@@ -126,6 +126,11 @@ class Peer {
     this.send(DATA, 0x1, id, body);
   }
 
+  /** Raw bytes, not a frame. */
+  write(raw: string): void {
+    this.#socket.write(raw);
+  }
+
   destroy(): void {
     this.#socket.destroy();
   }
@@ -258,6 +263,7 @@ describe("the host's HTTP/2 client", () => {
     const answer = await s.client.post("/svc/Method", header, bytes("hello"), undefined);
     assert.equal(answer.status, 200);
     assert.equal(answer.header.get("custom-key"), "custom-value");
+    assert.deepEqual([...answer.headerNames!()], ["custom-key"]);
     assert.equal(text(answer.body), "world");
     assert.equal(answer.trailer?.get("grpc-status"), "0");
     assert.equal(answer.trailer?.get("custom-key"), "custom-value");
@@ -447,5 +453,36 @@ describe("the host's HTTP/2 client", () => {
     assert.deepEqual(answers.map((a) => text(a.body)), ["a", "b", "c"]);
     assert.equal(most, 1);
     assert.deepEqual(s.failures, []);
+  });
+
+  it("says so when the server answers in HTTP/1", async () => {
+    await using s = await scripted(async (peer) => {
+      await peer.preface();
+      peer.write("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
+    });
+    await assert.rejects(
+      s.client.post("/x", {}, new Uint8Array(0), undefined),
+      /answered in HTTP\/1: it does not speak h2c/,
+    );
+  });
+
+  it("lets a call's signal end a connection attempt that does not finish", async () => {
+    let attempts = 0;
+    const client = new H2Client({
+      authority: "nowhere",
+      maxResponseBytes: 100,
+      connect: () => (attempts++, new Promise<never>(() => {})),
+    });
+    const abort = new AbortController();
+    const call = client.post("/x", {}, new Uint8Array(0), abort.signal);
+    abort.abort(new Error("deadline"));
+    await assert.rejects(call, /deadline/);
+    // A second call waits on the same attempt rather than start another.
+    const again = new AbortController();
+    const second = client.post("/x", {}, new Uint8Array(0), again.signal);
+    again.abort(new Error("again"));
+    await assert.rejects(second, /again/);
+    assert.equal(attempts, 1);
+    client.close();
   });
 });

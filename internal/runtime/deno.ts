@@ -7,7 +7,7 @@
 import { createFetchClient, universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import { createNodeHttpClient, Http2SessionManager } from "@connectrpc/connect-node";
 import { connect as connectUnix } from "node:net";
-import { type ByteStream, H2Client } from "../h2_client.ts";
+import { ANSWER_MAX_BYTES, type ByteStream, H2Pool } from "../h2_client.ts";
 import {
   type FastRequest,
   plainHeaders,
@@ -477,35 +477,21 @@ export function openHttpClient(
       throw explainPermission(error, flag, `connect to ${where}`);
     }
   };
-  const clients = Array.from({ length: CONNECTIONS }, () =>
-    new H2Client({
-      connect,
-      authority: socketPath ? "localhost" : baseUrl.host,
-      maxResponseBytes: RESPONSE_MAX_BYTES,
-    }));
-  const origin = baseUrl.origin;
+  const pool = new H2Pool(CONNECTIONS, baseUrl.origin, {
+    connect,
+    authority: socketPath ? "localhost" : baseUrl.host,
+    maxResponseBytes: ANSWER_MAX_BYTES,
+  });
   return {
     client: streams.client,
     close: () => {
       streams.close();
-      for (const client of clients) client.close();
+      pool.close();
     },
     postTrailers: true,
-    post(url, header, body, signal) {
-      // The less busy connection: one call at a time stays on the first.
-      let chosen = clients[0];
-      for (const client of clients) if (client.active < chosen.active) chosen = client;
-      const path = url.startsWith(origin) ? url.slice(origin.length) : new URL(url).pathname;
-      return chosen.post(path, header, body, signal);
-    },
+    post: (url, header, body, signal) => pool.post(url, header, body, signal),
   };
 }
-
-/**
- * The largest answer body a host takes: gRPC's default 4 MiB message limit, its
- * 5-byte envelope, and room for a Connect error's JSON.
- */
-const RESPONSE_MAX_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 
 /** Deno's fetch, for streaming calls over Connect and gRPC-Web. */
 function openFetchClient(socketPath: string | undefined): PluginHttpClient {
