@@ -646,15 +646,13 @@ function missedNotes(): string {
       "- c=1 latency: one call at a time leaves both processes idle most of the time (the " +
         "Node host's thread 64% idle in a profile), so a call's latency is mostly wake-ups, " +
         "which every client pays alike; on days when this machine wakes slowly the ratios close " +
-        "in on 1. Over this stop's four full runs the grpc-js pair's c=1 p50 was 0.33–0.42 ms, " +
-        "the Deno host's 0.29–0.35 ms and the Node host's 0.25–0.33 ms. On Deno, a bare fetch " +
-        "client took 0.23 ms at the p50 against a bare Deno.serve and 0.25–0.29 ms against our " +
-        "Deno guest, after the same warm-up. On Node, a bare node:http2 client calling our Node " +
-        "guest took 0.24 ms and our host 0.25 ms; most of the host's own time per call is " +
-        "node:http2's request(), which binds an AsyncResource (two deprecate() wrappers) every " +
-        "time. Over gRPC, node:http2 also sends a unary answer's trailers in a write of their " +
-        "own (strace: HEADERS and DATA in one writev, the trailing HEADERS in the next write), " +
-        "so the client wakes twice per call; grpc-js's server pays the same.",
+        "in on 1. With fetch (Deno) and node:http2 (Node) as the hosts' clients, the grpc-js " +
+        "pair's c=1 p50 was 0.33–0.42 ms over four full runs, the Deno host's 0.29–0.35 ms and " +
+        "the Node host's 0.25–0.33 ms; the hosts' own HTTP/2 client then took 0.18–0.21 ms " +
+        "(Deno) and 0.22–0.23 ms (Node) against 0.32–0.33 ms for the pair. Over gRPC, " +
+        "node:http2 sends a unary answer's trailers in a write of their own (strace: HEADERS " +
+        "and DATA in one writev, the trailing HEADERS in the next write), so the client wakes " +
+        "twice per call; grpc-js's server pays the same.",
     );
   }
   if (targets.some(([w, , , ok]) => !ok && w.includes("c=32"))) {
@@ -801,12 +799,23 @@ Deno's fetch turns Nagle's algorithm on for every connection it opens (strace:
 proposed in denoland/deno#35581). On a fresh connection the client acknowledges the server's
 SETTINGS after sending its first request; a second request sent before the server's delayed ACK
 (40 ms) waits for it. Bare fetch against our Deno guest hit it on the second request of 4 of 4
-fresh connections (40–44 ms); through our Deno host, once in 30 spawns (the first call after
-ready). The Node host is not affected: node:http2 sets TCP_NODELAY on every session's socket.
+fresh connections (40–44 ms); through our Deno host, when it still used fetch, once in 30 spawns.
+Both hosts now make unary calls with the library's own HTTP/2 client
+(\`internal/h2_client.ts\`) on \`Deno.connect\` or node:net with TCP_NODELAY on. At one call in
+flight it took 0.175 ms against fetch's 0.24–0.26 ms (Deno, against our Deno guest), and 0.15–0.18
+ms against node:http2's 0.20–0.27 ms (Node, against our Node guest), each in the same run of a
+bare client loop; it also gives gRPC its trailers on Deno, where unary gRPC went through
+node:http2 with a new connection per burst of calls.
 
 Readiness seen after listening is bounded by each runtime's first answer on a fresh
 process: curl's first Ping to a fresh raw node:http2 server took 6.0–6.2 ms, later ones
-1.3–1.6 ms; to a fresh Deno guest 2.7 ms, later ones 1.1 ms.
+1.3–1.6 ms; to a fresh Deno guest 2.7 ms, later ones 1.1 ms. Inside the Deno guest, the first
+request's handler took 0.9–1.3 ms and the second 0.13–0.17 ms, although the guest answers one
+Ping in memory before listening: what is left is Deno's own Request, Response and Headers code on
+first use. Sending a made-up \`Request\` through the whole handler before listening cut the first
+call to 0.26–0.29 ms but took 2.2 ms itself, a net loss, so it is not done. A host on Deno also
+polls more slowly than it asks: \`setTimeout(fn, 1)\` waits 2.1 ms there (1.1 ms on Node), so
+refused pings come about 2.3 ms apart.
 
 | change | measure | before | after |
 | --- | --- | --- | --- |
@@ -841,6 +850,8 @@ process: curl's first Ping to a fresh raw node:http2 server took 6.0–6.2 ms, l
 | bench method: every round-trip client makes 3 000 sequential calls before measuring, not 300 (with 300 the clients' code was still being optimised while measured) | c=1 p50, ours Node host gRPC / Connect, and the grpc-js pair, two runs each | 0.33–0.35 / 0.32–0.34 / 0.41–0.45 ms | 0.27 / 0.25–0.25 / 0.32–0.38 ms |
 | Node: bodies of 64 bytes or less copied into Node's buffer pool before writing (Node's own Buffer view of a small Uint8Array moves it off V8's heap: 315 ns against 74 ns) | same, gRPC | 31.0 µs | 30.2 µs |
 | the lean path reads a body that declares no length whole too, up to the read limit (grpc-go and grpc-js declare none, nor does our Node host; such bodies went through connect-es's async-iterator reader); the envelope's five bytes no longer count against a gRPC message's limit | Node guest gRPC Ping from a client that declares no length, CPU time of the guest per call, 4 alternating runs (\`scripts/bench/cpu_per_call.ts … grpc-undeclared\`) | 31.7–37.1 µs | 27.1–29.9 µs |
+| Deno host: unary calls over the library's own HTTP/2 client on \`Deno.connect\` (TCP_NODELAY on) instead of fetch | Deno host → Deno guest Ping, \`--only=2\`, c=1 p50 / c=32 | 0.289 ms / 16 266 calls/s (0.91× the grpc-js pair's p50) | 0.177–0.211 ms / 22 178–26 362 calls/s (0.56–0.64×) |
+| Node host: unary calls over the same client on node:net instead of node:http2 | Node host → Node guest Ping, \`--only=2\`, c=1 p50 / c=32, Connect and gRPC | 0.248 / 0.256 ms, 16 003 / 14 172 calls/s (0.78× / 0.81×) | 0.227 / 0.222 ms, 20 332 / 19 737 calls/s (0.69× / 0.67×) |
 
 (The before/after figures are single runs on a shared machine, taken as each change went
 in, except the CPU-time rows, which alternate the two builds; the tables above are one later run
