@@ -196,13 +196,11 @@ export class H2Client {
  */
 export class H2Pool {
   readonly #clients: H2Client[];
-  readonly #origin: string;
+  /** Each URL's path, parsed once. */
   readonly #paths = new Map<string, string>();
 
-  /** `origin` is the scheme, host and port every URL given to {@linkcode post} starts with. */
-  constructor(connections: number, origin: string, options: H2ClientOptions) {
+  constructor(connections: number, options: H2ClientOptions) {
     this.#clients = Array.from({ length: connections }, () => new H2Client(options));
-    this.#origin = origin;
   }
 
   /** POSTs to `url`'s path; see {@linkcode H2Client.post}. */
@@ -238,9 +236,9 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
   if (!signal) return promise;
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    if (signal.aborted) onAbort();
   });
 }
 

@@ -444,18 +444,30 @@ export class HpackDecoder {
     this.#limit = maxTableSize;
   }
 
-  /** Decodes one whole header block. */
-  decode(block: Uint8Array): HeaderField[] {
+  /**
+   * Decodes one whole header block. A list larger than `maxListSize` (names, values
+   * and 32 bytes a field, as SETTINGS_MAX_HEADER_LIST_SIZE counts) is refused: small
+   * references to a large table entry could otherwise grow a block a thousandfold.
+   */
+  decode(block: Uint8Array, maxListSize = 1024 * 1024): HeaderField[] {
     const fields: HeaderField[] = [];
     const at = { i: 0 };
+    let listSize = 0;
+    const push = (field: HeaderField) => {
+      listSize += field[0].length + field[1].length + 32;
+      if (listSize > maxListSize) {
+        throw new HpackError(`header list larger than ${maxListSize} bytes`);
+      }
+      fields.push(field);
+    };
     while (at.i < block.length) {
       const byte = block[at.i];
       if (byte & 0x80) {
-        fields.push(this.#entry(readInteger(block, at, 7)));
+        push(this.#entry(readInteger(block, at, 7)));
       } else if (byte & 0x40) {
         const field = this.#literal(block, at, 6);
         this.#insert(field);
-        fields.push(field);
+        push(field);
       } else if (byte & 0x20) {
         if (fields.length > 0) throw new HpackError("table size update after a field");
         const size = readInteger(block, at, 5);
@@ -466,7 +478,7 @@ export class HpackDecoder {
         this.#evict(0);
       } else {
         // Literal without indexing (0000) or never indexed (0001): not added.
-        fields.push(this.#literal(block, at, 4));
+        push(this.#literal(block, at, 4));
       }
     }
     return fields;

@@ -98,6 +98,19 @@ describe("HPACK", () => {
     assert.deepEqual(decoder.decode(hex("20 82")), [[":method", "GET"]]); // size 0, then a field
   });
 
+  it("refuses a header list over the limit, however small the block", () => {
+    const decoder = new HpackDecoder();
+    // One 3 000-byte value into the table, then 400 one-byte references to it: 1.2 MB.
+    const value = "v".repeat(3000);
+    const first = encodeHeaderBlock([["x", value]]);
+    first[0] = 0x40; // the same literal, with incremental indexing
+    assert.deepEqual(decoder.decode(first), [["x", value]]);
+    assert.throws(
+      () => decoder.decode(new Uint8Array(400).fill(0xbe)),
+      /header list larger than 1048576 bytes/,
+    );
+  });
+
   it("encodes literals the decoder reads back, and refuses CR, LF and wide characters", () => {
     const fields: [string, string][] = [
       [":method", "POST"],

@@ -477,7 +477,7 @@ export function openHttpClient(
       throw explainPermission(error, flag, `connect to ${where}`);
     }
   };
-  const pool = new H2Pool(CONNECTIONS, baseUrl.origin, {
+  const pool = new H2Pool(CONNECTIONS, {
     connect,
     authority: socketPath ? "localhost" : baseUrl.host,
     maxResponseBytes: ANSWER_MAX_BYTES,

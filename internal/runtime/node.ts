@@ -928,7 +928,7 @@ export function openHttpClient(
     undefined,
     socketPath ? { createConnection: () => netConnect(socketPath) } : undefined,
   );
-  const pool = new H2Pool(CONNECTIONS, baseUrl.origin, {
+  const pool = new H2Pool(CONNECTIONS, {
     connect: () =>
       new Promise<ByteStream>((resolve, reject) => {
         const socket = socketPath ? netConnect(socketPath) : netConnect({
