@@ -15,12 +15,7 @@ import * as http2 from "node:http2";
 import { connect as netConnect, createServer as createNetServer, type Socket } from "node:net";
 import type { Readable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  createNodeHttpClient,
-  Http2SessionManager,
-  universalResponseToNodeResponse,
-} from "@connectrpc/connect-node";
-import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import type { UniversalClientFn, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { BindAddress } from "../bind.ts";
 import {
   bodyOverLimit,
@@ -194,7 +189,9 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
     options.handler(request)
       .then((response) => {
         const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
-        if (!whole) return universalResponseToNodeResponse(response, res);
+        if (!whole) {
+          return connectNode().then((m) => m.universalResponseToNodeResponse(response, res));
+        }
         // The whole body is at hand: no need to stream it through an iterator.
         res.statusCode = response.status;
         response.header?.forEach((value, key) => res.setHeader(key, value));
@@ -923,11 +920,21 @@ export function openHttpClient(
   _forGrpc: boolean,
   socketPath?: string,
 ): PluginHttpClient {
-  const streams = new Http2SessionManager(
-    baseUrl,
-    undefined,
-    socketPath ? { createConnection: () => netConnect(socketPath) } : undefined,
-  );
+  // Streams: connect-node's client, loaded on first use (see connectNode()).
+  let streams: { abort(): void } | undefined;
+  let closed = false;
+  let streamClient: Promise<UniversalClientFn> | undefined;
+  const loadStreamClient = async (): Promise<UniversalClientFn> => {
+    const m = await connectNode();
+    const manager = new m.Http2SessionManager(
+      baseUrl,
+      undefined,
+      socketPath ? { createConnection: () => netConnect(socketPath) } : undefined,
+    );
+    streams = manager;
+    if (closed) manager.abort();
+    return m.createNodeHttpClient({ httpVersion: "2", sessionProvider: () => manager });
+  };
   const pool = new H2Pool(CONNECTIONS, {
     connect: () =>
       new Promise<ByteStream>((resolve, reject) => {
@@ -946,9 +953,10 @@ export function openHttpClient(
     maxResponseBytes: ANSWER_MAX_BYTES,
   });
   return {
-    client: createNodeHttpClient({ httpVersion: "2", sessionProvider: () => streams }),
+    client: async (request) => (await (streamClient ??= loadStreamClient()))(request),
     close: () => {
-      streams.abort();
+      closed = true;
+      streams?.abort();
       pool.close();
     },
     postTrailers: true,
@@ -995,4 +1003,14 @@ function socketStream(socket: Socket): ByteStream {
       }),
     close: () => void socket.destroy(),
   };
+}
+
+let connectNodeModule: Promise<typeof import("@connectrpc/connect-node")> | undefined;
+
+/**
+ * connect-node, loaded when first needed (a host's streaming calls, a guest's streamed
+ * HTTP/1.1 answer): imported up front it added about 25 ms to every Node plugin's start.
+ */
+function connectNode(): Promise<typeof import("@connectrpc/connect-node")> {
+  return (connectNodeModule ??= import("@connectrpc/connect-node"));
 }
