@@ -620,7 +620,9 @@ function missedNotes(): string {
   }
   if (missed("log forwarding")) {
     notes.push(
-      "- Log forwarding: plain FTL lines are read by a scanner and copied, not parsed and " +
+      "- Log forwarding: the plain loop itself swings by a quarter from run to run (647k to " +
+        "835k lines/s in the full runs of 2026-11-25, ours 640k to 685k). Plain FTL lines " +
+        "are read by a scanner and copied, not parsed and " +
         "encoded again; 0.81–0.94× of the plain loop over three runs when it went in. Both " +
         "loops read the same plugin, which writes its lines on the other core: in a profile " +
         "of ours the host's thread was idle 13% of the time, waiting for lines, and JSON.parse " +
@@ -638,7 +640,12 @@ function missedNotes(): string {
         "alone after the last changes here, and 1.29× in the full run before this one. In a " +
         "profile of the gRPC guest, node:http2's own JavaScript (header conversion both ways, " +
         "respond, stream set-up, the trailers) and the garbage collector take most of a call; " +
-        "our code is about 5% of it.",
+        "our code is about 5% of it. In two runs where this row missed, the raw " +
+        "Connect-shaped server ran at 58–62k Pings/s (45–59k in earlier runs) while the " +
+        "guest's CPU time per call was unchanged against the build before (7127731; median of " +
+        "5 alternating runs of " +
+        "`scripts/bench/cpu_per_call.ts`: Connect 26.1 → 25.4 µs, gRPC 29.7 → 30.7 µs, ranges " +
+        "overlapping).",
     );
   }
   if (targets.some(([w, , , ok]) => !ok && w.includes("c=1 p50"))) {
@@ -856,8 +863,9 @@ alone adds 70 ms there (its ES modules are read one file at a time).
 | bench method: every round-trip client makes 3 000 sequential calls before measuring, not 300 (with 300 the clients' code was still being optimised while measured) | c=1 p50, ours Node host gRPC / Connect, and the grpc-js pair, two runs each | 0.33–0.35 / 0.32–0.34 / 0.41–0.45 ms | 0.27 / 0.25–0.25 / 0.32–0.38 ms |
 | Node: bodies of 64 bytes or less copied into Node's buffer pool before writing (Node's own Buffer view of a small Uint8Array moves it off V8's heap: 315 ns against 74 ns) | same, gRPC | 31.0 µs | 30.2 µs |
 | the lean path reads a body that declares no length whole too, up to the read limit (grpc-go and grpc-js declare none, nor does our Node host; such bodies went through connect-es's async-iterator reader); the envelope's five bytes no longer count against a gRPC message's limit | Node guest gRPC Ping from a client that declares no length, CPU time of the guest per call, 4 alternating runs (\`scripts/bench/cpu_per_call.ts … grpc-undeclared\`) | 31.7–37.1 µs | 27.1–29.9 µs |
-| Deno host: unary calls over the library's own HTTP/2 client on \`Deno.connect\` (TCP_NODELAY on) instead of fetch | Deno host → Deno guest Ping, \`--only=2\`, c=1 p50 / c=32 | 0.289 ms / 16 266 calls/s (0.91× the grpc-js pair's p50) | 0.177–0.211 ms / 22 178–26 362 calls/s (0.56–0.64×) |
-| Node host: unary calls over the same client on node:net instead of node:http2 | Node host → Node guest Ping, \`--only=2\`, c=1 p50 / c=32, Connect and gRPC | 0.248 / 0.256 ms, 16 003 / 14 172 calls/s (0.78× / 0.81×) | 0.227 / 0.222 ms, 20 332 / 19 737 calls/s (0.69× / 0.67×) |
+| Deno host: unary calls over the library's own HTTP/2 client on \`Deno.connect\` (TCP_NODELAY on) instead of fetch | Deno host → Deno guest Echo, \`--only=2\`, c=1 p50 / c=32 | 0.289 ms / 16 266 calls/s (0.91× the grpc-js pair's p50) | 0.177–0.211 ms / 22 178–26 362 calls/s (0.56–0.64×) |
+| Node host: unary calls over the same client on node:net instead of node:http2 | Node host → Node guest Echo, \`--only=2\`, c=1 p50 / c=32, Connect and gRPC | 0.248 / 0.256 ms, 16 003 / 14 172 calls/s (0.78× / 0.81×) | 0.227 / 0.222 ms, 20 332 / 19 737 calls/s (0.69× / 0.67×) |
+| connect-node, node:http2 and node:net loaded when first needed instead of imported up front | spawn to ready p50 (section 3), Deno / Node guest | 100.0 / 217.2 ms (\`--only=3\`) | 69.9–79.5 / 203.1–205.5 ms (three full runs) |
 
 (The before/after figures are single runs on a shared machine, taken as each change went
 in, except the CPU-time rows, which alternate the two builds; the tables above are one later run
