@@ -344,12 +344,8 @@ class Connection {
     while (this.#streams.size >= this.#maxStreams && this.usable) {
       await this.#slot(signal);
     }
-    if (!this.usable) {
-      throw new H2Error(
-        `the connection is closed: ${this.#failed ?? "going away"}`,
-        this.#failed === undefined || this.#failed instanceof H2Error,
-      );
-    }
+    // Not sent yet, so safe to send again elsewhere.
+    if (!this.usable) throw new H2Error(`the connection is ${this.#state()}`, true);
     const id = this.#nextId;
     this.#nextId += 2;
     return new Promise<PostAnswer>((resolve, reject) => {
@@ -381,6 +377,15 @@ class Connection {
     });
   }
 
+  /** Why the connection takes no new calls, for an error message. */
+  #state(): string {
+    if (this.#failed !== undefined) {
+      const reason = this.#failed instanceof Error ? this.#failed.message : String(this.#failed);
+      return `closed (${reason})`;
+    }
+    return this.#goingAway ? "going away" : "out of stream ids";
+  }
+
   /** Waits until a stream closes (or the connection fails, or the call is aborted). */
   #slot(signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((go, fail) => {
@@ -408,7 +413,9 @@ class Connection {
     if (this.#failed !== undefined) return;
     this.#failed = error;
     for (const stream of [...this.#streams.values()]) this.#close(stream, error);
-    for (const waiter of this.#waiting.splice(0)) waiter.fail(error);
+    for (const waiter of this.#waiting.splice(0)) {
+      waiter.fail(new H2Error(`the connection is ${this.#state()}`, true));
+    }
     if (goaway) {
       this.#out = [goaway];
       if (!this.#flushing) this.#flush();

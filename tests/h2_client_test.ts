@@ -455,6 +455,34 @@ describe("the host's HTTP/2 client", () => {
     assert.deepEqual(s.failures, []);
   });
 
+  it("sends a call that was waiting for a stream slot on a new connection when its own fails", async () => {
+    await using s = await scripted(async (peer, n) => {
+      await peer.preface();
+      peer.settings([0x3, 1]); // MAX_CONCURRENT_STREAMS
+      const request = await peer.request();
+      if (n === 0 && text(request.body) === "first") {
+        peer.answer(request.id, bytes("first"));
+        await peer.request(); // "sent", then the connection dies with it
+        return peer.destroy();
+      }
+      peer.answer(request.id, request.body);
+    });
+    await s.client.post("/x", {}, bytes("first"), undefined); // the SETTINGS are in
+    const [sent, waiting] = await Promise.allSettled([
+      s.client.post("/x", {}, bytes("sent"), undefined),
+      s.client.post("/x", {}, bytes("waiting"), undefined),
+    ]);
+    assert.equal(sent.status, "rejected");
+    assert.match(String((sent as PromiseRejectedResult).reason), /closed the connection/);
+    assert.equal(waiting.status, "fulfilled");
+    assert.equal(
+      text((waiting as PromiseFulfilledResult<{ body: Uint8Array }>).value.body),
+      "waiting",
+    );
+    assert.equal(s.connections(), 2);
+    assert.deepEqual(s.failures, []);
+  });
+
   it("says so when the server answers in HTTP/1", async () => {
     await using s = await scripted(async (peer) => {
       await peer.preface();
