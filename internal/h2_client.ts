@@ -15,16 +15,38 @@
  * @module
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import { concatBytes } from "./bytes.ts";
 import type { PostAnswer } from "./fast_client.ts";
 import { encodeHeaderBlock, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
 
 /**
  * The largest answer body a host takes: gRPC's default 4 MiB message limit, its
  * 5-byte envelope, and room for a Connect error's JSON.
+ *
+ * @example
+ * ```ts
+ * import { ANSWER_MAX_BYTES } from "./h2_client.ts";
+ * console.assert(ANSWER_MAX_BYTES > 4 * 1024 * 1024 + 5);
+ * ```
  */
 export const ANSWER_MAX_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 
-/** A connected byte stream, as `Deno.Conn` is one. */
+/**
+ * A connected byte stream, as `Deno.Conn` is one (node:net sockets are adapted by
+ * `runtime/node_socket.ts`).
+ *
+ * @example
+ * ```ts
+ * import type { ByteStream } from "./h2_client.ts";
+ * // A stream that has already ended.
+ * const ended: ByteStream = {
+ *   read: () => Promise.resolve(null),
+ *   write: (bytes) => Promise.resolve(bytes.length),
+ *   close: () => {},
+ * };
+ * console.assert((await ended.read(new Uint8Array(1))) === null);
+ * ```
+ */
 export interface ByteStream {
   /** Reads into `into`; `null` at the end of the stream. */
   read(into: Uint8Array): Promise<number | null>;
@@ -33,7 +55,20 @@ export interface ByteStream {
   close(): void;
 }
 
-/** Options for {@linkcode H2Client}. */
+/**
+ * Options for {@linkcode H2Client}.
+ *
+ * @example
+ * ```ts
+ * import type { H2ClientOptions } from "./h2_client.ts";
+ * const options: H2ClientOptions = {
+ *   authority: "127.0.0.1:8123",
+ *   maxResponseBytes: 1024 * 1024,
+ *   connect: () => Promise.reject(new Error("nothing to connect to here")),
+ * };
+ * console.assert(options.authority === "127.0.0.1:8123");
+ * ```
+ */
 export interface H2ClientOptions {
   /** Opens a new connection. */
   connect: () => Promise<ByteStream>;
@@ -108,7 +143,16 @@ const CONNECTION_HEADERS = new Set([
   "host",
 ]);
 
-/** A failure of one call or of a whole connection. */
+/**
+ * A failure of one call or of a whole connection.
+ *
+ * @example
+ * ```ts
+ * import { H2Error } from "./h2_client.ts";
+ * const refused = new H2Error("the server reset the stream: REFUSED_STREAM", true);
+ * console.assert(refused.unprocessed);
+ * ```
+ */
 export class H2Error extends Error {
   override name = "H2Error";
   /** The server never took the request: sending it again is safe. */
@@ -122,6 +166,22 @@ export class H2Error extends Error {
 /**
  * HTTP/2 POSTs over one connection at a time, opened when first needed and again after
  * it closes.
+ *
+ * @example
+ * ```ts
+ * import { H2Client } from "./h2_client.ts";
+ * const client = new H2Client({
+ *   authority: "127.0.0.1:8123",
+ *   maxResponseBytes: 1024 * 1024,
+ *   connect: () => Promise.reject(new Error("no plugin in this example")),
+ * });
+ * const header = { "content-type": "application/proto", "connect-protocol-version": "1" };
+ * const outcome = await client
+ *   .post("/echo.v1.EchoService/Ping", header, new Uint8Array(0), AbortSignal.timeout(1_000))
+ *   .then((answer) => `status ${answer.status}`, (error: Error) => error.message);
+ * console.assert(outcome === "no plugin in this example");
+ * client.close();
+ * ```
  */
 export class H2Client {
   readonly #options: H2ClientOptions;
@@ -193,6 +253,21 @@ export class H2Client {
 /**
  * A few {@linkcode H2Client}s to one server, each call going to the least busy: one
  * call at a time stays on the first connection, many in flight spread over all.
+ *
+ * @example
+ * ```ts
+ * import { H2Pool } from "./h2_client.ts";
+ * const pool = new H2Pool(2, {
+ *   authority: "127.0.0.1:8123",
+ *   maxResponseBytes: 1024 * 1024,
+ *   connect: () => Promise.reject(new Error("no plugin in this example")),
+ * });
+ * const failed = await pool
+ *   .post("http://127.0.0.1:8123/echo.v1.EchoService/Ping", {}, new Uint8Array(0), undefined)
+ *   .catch((error: Error) => error.message);
+ * console.assert(failed === "no plugin in this example");
+ * pool.close();
+ * ```
  */
 export class H2Pool {
   readonly #clients: H2Client[];
@@ -513,7 +588,9 @@ class Connection {
         status: stream.status!,
         header: stream.header!,
         headerNames: () => fields.slice(1).map(([name]) => name),
-        body: stream.chunks.length === 1 ? stream.chunks[0] : concat(stream.chunks, stream.size),
+        body: stream.chunks.length === 1
+          ? stream.chunks[0]
+          : concatBytes(stream.chunks, stream.size),
         trailer: stream.trailer ?? new Headers(),
       });
     }
@@ -534,7 +611,7 @@ class Connection {
       while (this.#out.length > 0) {
         const chunks = this.#out;
         this.#out = [];
-        const bytes = chunks.length === 1 ? chunks[0] : concat(chunks);
+        const bytes = chunks.length === 1 ? chunks[0] : concatBytes(chunks);
         for (let at = 0; at < bytes.length;) at += await this.#socket.write(bytes.subarray(at));
       }
       if (this.#failed !== undefined) this.#closeSocket();
@@ -699,7 +776,7 @@ class Connection {
     partial.parts.push(payload.slice());
     if (!(flags & FLAG_END_HEADERS)) return;
     this.#partial = undefined;
-    this.#onHeaderBlock(id, partial.endStream, concat(partial.parts, partial.size));
+    this.#onHeaderBlock(id, partial.endStream, concatBytes(partial.parts, partial.size));
   }
 
   #onHeaderBlock(id: number, endStream: boolean, block: Uint8Array): void {
@@ -877,14 +954,4 @@ function toHeaders(fields: HeaderField[], pseudoAllowed: boolean): Headers | str
     }
   }
   return headers;
-}
-
-function concat(chunks: Uint8Array[], size?: number): Uint8Array {
-  const bytes = new Uint8Array(size ?? chunks.reduce((sum, chunk) => sum + chunk.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.length;
-  }
-  return bytes;
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { concatBytes } from "./bytes.ts";
 
 /** Default longest line kept whole, in bytes. */
 export const MAX_LINE_BYTES = 1024 * 1024;
@@ -65,7 +66,7 @@ export async function streamLogLines(
     onLine(text.endsWith("\r") ? text.slice(0, -1) : text);
   };
   const emit = () => {
-    const bytes = pending.length === 1 ? pending[0] : concat(pending, pendingBytes);
+    const bytes = pending.length === 1 ? pending[0] : concatBytes(pending, pendingBytes);
     let line = decoder.decode(bytes);
     if (line.endsWith("\r")) line = line.slice(0, -1);
     if (truncated) line += TRUNCATION_MARKER;
@@ -137,16 +138,6 @@ export async function streamLogLines(
   if (options.signal?.aborted) await reader.cancel().catch(() => {});
   reader.releaseLock();
   if (pendingBytes > 0 || truncated) emit();
-}
-
-function concat(parts: Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 /** The last `size` items pushed, oldest first. */
