@@ -7,7 +7,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type ByteStream, H2Client, H2Error } from "../internal/h2_client.ts";
+import { H2Client, H2Error } from "../internal/h2_client.ts";
+import { socketStream } from "../internal/runtime/node_socket.ts";
 import { encodeHeaderBlock, type HeaderField, HpackDecoder } from "../internal/hpack.ts";
 
 interface Frame {
@@ -141,35 +142,6 @@ const u32 = (...values: number[]) => {
   values.forEach((v, i) => new DataView(bytes.buffer).setUint32(4 * i, v));
   return bytes;
 };
-
-/** A byte stream over a node:net socket. */
-function socketStream(socket: Socket): ByteStream {
-  const chunks: Uint8Array[] = [];
-  let ended = false;
-  let wake: (() => void) | undefined;
-  socket.on("data", (chunk: Uint8Array) => (chunks.push(chunk), wake?.()));
-  const end = () => ((ended = true), wake?.());
-  socket.on("end", end).on("close", end).on("error", end);
-  return {
-    async read(into) {
-      while (chunks.length === 0) {
-        if (ended) return null;
-        await new Promise<void>((resolve) => (wake = resolve));
-      }
-      const chunk = chunks[0];
-      const count = Math.min(chunk.length, into.length);
-      into.set(chunk.subarray(0, count));
-      if (count === chunk.length) chunks.shift();
-      else chunks[0] = chunk.subarray(count);
-      return count;
-    },
-    write: (bytes) =>
-      new Promise((resolve, reject) =>
-        socket.write(bytes, (error) => (error ? reject(error) : resolve(bytes.length)))
-      ),
-    close: () => socket.destroy(),
-  };
-}
 
 /**
  * A server that runs `script` on each connection (given its number from 0), and a

@@ -28,6 +28,7 @@ import {
   wholeBody,
 } from "../fast_unary.ts";
 import { ANSWER_MAX_BYTES, type ByteStream, H2Pool } from "../h2_client.ts";
+import { socketStream } from "./node_socket.ts";
 import type {
   Child,
   HttpServer,
@@ -961,47 +962,6 @@ export function openHttpClient(
     },
     postTrailers: true,
     post: (url, header, body, signal) => pool.post(url, header, body, signal),
-  };
-}
-
-/** A connected socket as a {@linkcode ByteStream}: reads take what has arrived. */
-function socketStream(socket: Socket): ByteStream {
-  const chunks: Uint8Array[] = [];
-  let ended = false;
-  let failure: unknown;
-  let wake: (() => void) | undefined;
-  const wakeUp = () => {
-    const waiting = wake;
-    wake = undefined;
-    waiting?.();
-  };
-  socket.on("data", (chunk: Uint8Array) => {
-    chunks.push(chunk);
-    wakeUp();
-  });
-  socket.on("end", () => ((ended = true), wakeUp()));
-  socket.on("close", () => ((ended = true), wakeUp()));
-  socket.on("error", (error) => ((failure = error), wakeUp()));
-  return {
-    async read(into) {
-      while (chunks.length === 0) {
-        if (failure !== undefined) throw failure;
-        if (ended) return null;
-        await new Promise<void>((resolve) => (wake = resolve));
-      }
-      const chunk = chunks[0];
-      const count = Math.min(chunk.length, into.length);
-      into.set(count === chunk.length ? chunk : chunk.subarray(0, count));
-      if (count === chunk.length) chunks.shift();
-      else chunks[0] = chunk.subarray(count);
-      return count;
-    },
-    write: (bytes) =>
-      new Promise((resolve, reject) => {
-        if (socket.destroyed) return reject(new Error("the connection is closed"));
-        socket.write(bytes, (error) => (error ? reject(error) : resolve(bytes.length)));
-      }),
-    close: () => void socket.destroy(),
   };
 }
 
