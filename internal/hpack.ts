@@ -10,7 +10,19 @@
  * @module
  */
 
-/** A decoding failure: the connection is to be closed with COMPRESSION_ERROR. */
+/**
+ * A decoding failure: the connection is to be closed with COMPRESSION_ERROR.
+ *
+ * @example
+ * ```ts
+ * import { HpackDecoder, HpackError } from "./hpack.ts";
+ * try {
+ *   new HpackDecoder().decode(new Uint8Array([0x80])); // index 0 names nothing
+ * } catch (error) {
+ *   console.assert(error instanceof HpackError);
+ * }
+ * ```
+ */
 export class HpackError extends Error {
   override name = "HpackError";
 }
@@ -114,7 +126,15 @@ const HUFFMAN_LENGTHS = [
 
 const EOS = 256;
 
-/** The canonical codes of {@linkcode HUFFMAN_LENGTHS}. */
+/**
+ * The canonical codes of {@linkcode HUFFMAN_LENGTHS}, by symbol (256 is EOS).
+ *
+ * @example
+ * ```ts
+ * import { huffmanCodes } from "./hpack.ts";
+ * console.assert(huffmanCodes()[48] === 0); // '0' is 00000
+ * ```
+ */
 export function huffmanCodes(): number[] {
   const order = HUFFMAN_LENGTHS.map((_, symbol) => symbol)
     .sort((a, b) => HUFFMAN_LENGTHS[a] - HUFFMAN_LENGTHS[b] || a - b);
@@ -154,7 +174,17 @@ const TREE = (() => {
   return Int32Array.from(tree);
 })();
 
-/** Decodes a Huffman-coded string (RFC 7541 section 5.2). */
+/**
+ * Decodes a Huffman-coded string (RFC 7541 section 5.2).
+ *
+ * @example
+ * ```ts
+ * import { huffmanDecode } from "./hpack.ts";
+ * // RFC 7541 C.4.2
+ * const bytes = new Uint8Array([0xa8, 0xeb, 0x10, 0x64, 0x9c, 0xbf]);
+ * console.assert(huffmanDecode(bytes) === "no-cache");
+ * ```
+ */
 export function huffmanDecode(bytes: Uint8Array): string {
   let out = "";
   let node = 0;
@@ -186,12 +216,29 @@ export function huffmanDecode(bytes: Uint8Array): string {
   return out;
 }
 
-/** A decoded header field: name and value as byte strings. */
+/**
+ * A decoded header field: name and value as byte strings.
+ *
+ * @example
+ * ```ts
+ * import type { HeaderField } from "./hpack.ts";
+ * const field: HeaderField = ["content-type", "application/proto"];
+ * console.assert(field[0] === "content-type");
+ * ```
+ */
 export type HeaderField = [name: string, value: string];
 
 /**
  * One connection's HPACK decoder. Header blocks must be decoded in the order they
  * arrive, since they share the dynamic table.
+ *
+ * @example
+ * ```ts
+ * import { HpackDecoder } from "./hpack.ts";
+ * const decoder = new HpackDecoder();
+ * // ":status: 200" from the static table.
+ * console.assert(decoder.decode(new Uint8Array([0x88]))[0][1] === "200");
+ * ```
  */
 export class HpackDecoder {
   #table: HeaderField[] = [];
@@ -319,6 +366,14 @@ function latin1(bytes: Uint8Array): string {
  * Encodes fields as literals without indexing, with the static table's name where it
  * has one. Names must already be lower case. Throws a TypeError on a character
  * outside Latin-1 or on CR, LF or NUL.
+ *
+ * @example
+ * ```ts
+ * import { encodeHeaderBlock, HpackDecoder } from "./hpack.ts";
+ * const block = encodeHeaderBlock([["content-type", "application/proto"]]);
+ * const [[name, value]] = new HpackDecoder().decode(block);
+ * console.assert(name === "content-type" && value === "application/proto");
+ * ```
  */
 export function encodeHeaderBlock(fields: Iterable<HeaderField>): Uint8Array {
   const out: number[] = [];
