@@ -8,9 +8,12 @@
  * What it keeps of the protocol: flow control both ways (answers up to a limit are
  * taken without a WINDOW_UPDATE per call), the peer's SETTINGS (frame size, window,
  * concurrent streams, applied as they change), CONTINUATION, padding, PING, GOAWAY
- * and RST_STREAM. A request the server never took (above GOAWAY's last stream, or
- * refused with REFUSED_STREAM) is sent again once on a new connection; any other
- * failure is the caller's.
+ * and RST_STREAM. A request the server never took (above GOAWAY's last stream,
+ * refused with REFUSED_STREAM, or still waiting for a stream slot when its connection
+ * closed) is sent again once, on the client's current connection if that still takes
+ * new streams (it does after REFUSED_STREAM, so the retry usually goes out on the same
+ * connection), else on a new one (after GOAWAY or a close); any other failure is the
+ * caller's.
  *
  * @module
  */

@@ -314,6 +314,22 @@ describe("the host's HTTP/2 client", () => {
     assert.deepEqual(s.failures, []);
   });
 
+  it("sends a refused request again on the same connection, which still takes streams", async () => {
+    await using s = await scripted(async (peer) => {
+      await peer.preface();
+      peer.settings();
+      const refused = await peer.request();
+      peer.send(RST_STREAM, 0, refused.id, u32(0x7)); // REFUSED_STREAM
+      const again = await peer.request();
+      assert.equal(text(again.body), "twice");
+      peer.answer(again.id, bytes("taken"));
+    });
+    const answer = await s.client.post("/x", {}, bytes("twice"), undefined);
+    assert.equal(text(answer.body), "taken");
+    assert.equal(s.connections(), 1);
+    assert.deepEqual(s.failures, []);
+  });
+
   it("fails a call the server reset, and keeps the connection for the next", async () => {
     await using s = await scripted(async (peer) => {
       await peer.preface();
@@ -401,30 +417,54 @@ describe("the host's HTTP/2 client", () => {
     assert.deepEqual([...frame!.payload.subarray(4)], [0, 0, 0, 9]);
   });
 
-  it("keeps to the server's MAX_CONCURRENT_STREAMS", async () => {
-    let open = 0;
+  it("keeps to the server's MAX_CONCURRENT_STREAMS while calls pile up", async () => {
+    const limit = 2;
+    const messages = ["a", "b", "c", "d", "e"];
     let most = 0;
     await using s = await scripted(async (peer) => {
       await peer.preface();
-      peer.settings([0x3, 1]);
-      for (let i = 0; i < 4; i++) {
-        const request = await peer.request();
-        open++;
-        most = Math.max(most, open);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        open--;
-        peer.answer(request.id, request.body);
+      peer.settings([0x3, limit]);
+      const first = await peer.request();
+      peer.answer(first.id, first.body);
+      // Streams whose HEADERS came and that have no answer yet, with their bodies once
+      // complete. Answers are held back, so a client that ignored the limit would pile
+      // up more than `limit` here.
+      const open = new Map<number, number[] | Uint8Array>();
+      const take = async (until: (frame: Frame) => boolean) => {
+        for (;;) {
+          const frame = await peer.next();
+          assert.ok(frame, "the client closed the connection");
+          if (frame.type === HEADERS) open.set(frame.id, []);
+          else if (frame.type === DATA) {
+            const chunks = open.get(frame.id) as number[];
+            chunks.push(...frame.payload);
+            if (frame.flags & 0x1) open.set(frame.id, Uint8Array.from(chunks));
+          }
+          most = Math.max(most, open.size);
+          if (until(frame)) return;
+        }
+      };
+      const complete = () => [...open].find(([, body]) => body instanceof Uint8Array);
+      for (let ping = 0; ping < messages.length; ping++) {
+        if (!complete()) await take(() => complete() !== undefined);
+        // Whatever the client sent before it read this PING is in before its ACK: all
+        // the calls it could start at once are counted before one is answered.
+        peer.send(PING, 0, 0, u32(0, ping));
+        await take((f) => f.type === PING && (f.flags & 0x1) !== 0 && f.payload[7] === ping);
+        const [id, body] = complete()!;
+        open.delete(id);
+        peer.answer(id, body as Uint8Array);
       }
     });
     // One call first, so that the server's SETTINGS have arrived (before they do, a
     // client may open any number of streams; the server would refuse the extra ones).
     assert.equal(text((await s.client.post("/x", {}, bytes("first"), undefined)).body), "first");
     const answers = await Promise.all(
-      ["a", "b", "c"].map((m) => s.client.post("/x", {}, bytes(m), undefined)),
+      messages.map((m) => s.client.post("/x", {}, bytes(m), undefined)),
     );
-    assert.deepEqual(answers.map((a) => text(a.body)), ["a", "b", "c"]);
-    assert.equal(most, 1);
+    assert.deepEqual(answers.map((a) => text(a.body)), messages);
     assert.deepEqual(s.failures, []);
+    assert.equal(most, limit, `at most ${limit} streams open at once, saw ${most}`);
   });
 
   it("sends a call that was waiting for a stream slot on a new connection when its own fails", async () => {
