@@ -40,7 +40,13 @@ import {
   formatUsage,
   parseConfig,
 } from "./internal/config.ts";
-import { errorText, Logger, parseLogLevel } from "./internal/log.ts";
+import {
+  errorText,
+  LOG_LEVEL_NAMES,
+  Logger,
+  type LogLevelName,
+  parseLogLevel,
+} from "./internal/log.ts";
 import { createPluginHandler, type ExtraHandler } from "./internal/router.ts";
 import {
   everyUnref,
@@ -453,14 +459,24 @@ export interface StartOptions<
   headerTimeoutMs?: number;
 }
 
+const logLevelField = field.enum(LOG_LEVEL_NAMES, {
+  env: "LOG_LEVEL",
+  default: "info",
+  group: "Logging",
+  help:
+    "Least severe level logged: trace, debug, info, warn, error or default (info), in any case.",
+});
 // Listed in the order `--help` shows their groups: Logging, then Built-in.
 const builtinConfig = {
-  logLevel: field.enum(["trace", "debug", "info", "warn", "error"] as const, {
-    env: "LOG_LEVEL",
-    default: "info",
-    group: "Logging",
-    help: "Least severe level logged.",
-  }),
+  logLevel: {
+    ...logLevelField,
+    // FTL's host passes its whole environment and its Go parser lowercases, so a
+    // LOG_LEVEL=DEBUG meant for the host reaches us and must be understood.
+    parse: (raw: string): LogLevelName => {
+      const name = raw.trim().toLowerCase();
+      return logLevelField.parse(name);
+    },
+  },
   bind: field.url({
     env: "FTL_BIND",
     required: true,

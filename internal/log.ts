@@ -29,7 +29,8 @@ export const LogLevel = {
 export type LogLevel = typeof LogLevel[keyof typeof LogLevel];
 
 /**
- * Textual level names accepted by `LOG_LEVEL` and `--log-level`.
+ * Textual level names accepted by `LOG_LEVEL` and `--log-level` (in any case, as FTL's
+ * Go parser lowercases them); `default` stands for the program's own default level.
  *
  * @example
  * ```ts
@@ -38,10 +39,28 @@ export type LogLevel = typeof LogLevel[keyof typeof LogLevel];
  * console.assert(parseLogLevel(name) === 13);
  * ```
  */
-export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error";
+export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error" | "default";
+
+/**
+ * Every name {@linkcode parseLogLevel} accepts, least severe first, for usage texts.
+ *
+ * @example
+ * ```ts
+ * import { LOG_LEVEL_NAMES } from "./log.ts";
+ * console.assert(LOG_LEVEL_NAMES.includes("default"));
+ * ```
+ */
+export const LOG_LEVEL_NAMES: readonly LogLevelName[] = [
+  "trace",
+  "debug",
+  "info",
+  "warn",
+  "error",
+  "default",
+];
 
 // Highest first, so the first level at or below a number is the nearest.
-const NAMED: ReadonlyArray<readonly [LogLevelName, LogLevel]> = [
+const NAMED: ReadonlyArray<readonly [Exclude<LogLevelName, "default">, LogLevel]> = [
   ["error", LogLevel.Error],
   ["warn", LogLevel.Warn],
   ["info", LogLevel.Info],
@@ -50,9 +69,12 @@ const NAMED: ReadonlyArray<readonly [LogLevelName, LogLevel]> = [
 ];
 
 /**
- * Parses a textual level name, ignoring case and surrounding whitespace.
+ * Parses a textual level name, ignoring case and surrounding whitespace, as FTL's Go
+ * parser does: `trace`, `debug`, `info`, `warn`, `error`, or `default`, which gives
+ * `defaultLevel`.
  *
  * @param text The level name, e.g. the value of `LOG_LEVEL`.
+ * @param defaultLevel What `default` means to the caller.
  * @returns The matching numeric level.
  * @throws {Error} If `text` is not a known level name.
  *
@@ -60,14 +82,18 @@ const NAMED: ReadonlyArray<readonly [LogLevelName, LogLevel]> = [
  * ```ts
  * import { LogLevel, parseLogLevel } from "./log.ts";
  * console.assert(parseLogLevel("WARN") === LogLevel.Warn);
+ * console.assert(parseLogLevel("Default") === LogLevel.Info);
+ * console.assert(parseLogLevel("default", LogLevel.Warn) === LogLevel.Warn);
  * ```
  */
-export function parseLogLevel(text: string): LogLevel {
+export function parseLogLevel(text: string, defaultLevel: LogLevel = LogLevel.Info): LogLevel {
   const wanted = text.trim().toLowerCase();
+  if (wanted === "default") return defaultLevel;
   const found = NAMED.find(([name]) => name === wanted);
   if (found) return found[1];
-  const valid = NAMED.map(([name]) => name).reverse().join(", ");
-  throw new Error(`Invalid log level ${JSON.stringify(text)}: use ${valid}`);
+  throw new Error(
+    `Invalid log level ${JSON.stringify(text)}: use ${LOG_LEVEL_NAMES.join(", ")} (any case)`,
+  );
 }
 
 /**
@@ -82,7 +108,7 @@ export function parseLogLevel(text: string): LogLevel {
  * console.assert(logLevelName(10) === "info");
  * ```
  */
-export function logLevelName(level: number): LogLevelName | "default" {
+export function logLevelName(level: number): LogLevelName {
   return NAMED.find(([, value]) => level >= value)?.[0] ?? "default";
 }
 

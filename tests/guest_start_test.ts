@@ -136,6 +136,7 @@ describe("start() in a real process", () => {
     assert.match(stdout, /ECHO_GREETING/);
     assert.match(stdout, /FTL_BIND/);
     assert.match(stdout, /LOG_LEVEL/);
+    assert.match(stdout, /trace, debug, info, warn, error or default \(info\), in any case/);
   });
 
   it("exits 1 with a JSON error line when create() throws", async () => {

@@ -148,11 +148,18 @@ describe("parseLogLevel", () => {
     assert.equal(parseLogLevel("error"), LogLevel.Error);
   });
 
+  it("reads `default`, in any case, as the caller's default level (info unless given)", () => {
+    for (const text of ["default", "DEFAULT", "Default", " default "]) {
+      assert.equal(parseLogLevel(text), LogLevel.Info, text);
+      assert.equal(parseLogLevel(text, LogLevel.Warn), LogLevel.Warn, text);
+    }
+  });
+
   it("throws an error naming the bad value and the valid ones", () => {
     assert.throws(() => parseLogLevel("verbose"), (error: unknown) => {
       assert.ok(error instanceof Error);
       assert.match(error.message, /"verbose"/);
-      assert.match(error.message, /trace, debug, info, warn, error/);
+      assert.match(error.message, /trace, debug, info, warn, error, default/);
       return true;
     });
   });
