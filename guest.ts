@@ -8,21 +8,24 @@
  *   embedding; it returns a handle.
  *
  * @example A complete plugin
- * ```ts ignore
+ * ```ts
  * import { field, start } from "@ftl-ts/plugin/guest";
  * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
  *
- * await start({
- *   name: "echo",
- *   service: EchoService,
- *   config: { greeting: field.string({ env: "ECHO_GREETING", default: "hello" }) },
- *   create: (ctx, config) => ({
- *     ping: () => ({}),
- *     echo: (req) => ({ message: `${config.greeting} ${req.message}` }),
- *     async *count() {},
- *     fail: () => ({}),
- *   }),
- * });
+ * // start() takes over the process: run it only as the main module, as a host does.
+ * if (import.meta.main) {
+ *   await start({
+ *     name: "echo",
+ *     service: EchoService,
+ *     config: { greeting: field.string({ env: "ECHO_GREETING", default: "hello" }) },
+ *     create: (_ctx, config) => ({
+ *       ping: () => ({}),
+ *       echo: (req) => ({ message: `${config.greeting} ${req.message}` }),
+ *       async *count() {},
+ *       fail: () => ({}),
+ *     }),
+ *   });
+ * }
  * ```
  *
  * @module
@@ -85,10 +88,13 @@ export {
  * A service whose methods include FTL's `Ping`: every plugin's main service.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import type { PingableService } from "@ftl-ts/plugin/guest";
  * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
  * const main: PingableService = EchoService;
+ * assert.equal(main.method.ping.name, "Ping");
  * ```
  */
 export type PingableService = GenService<{
@@ -104,10 +110,16 @@ export type PingableService = GenService<{
  * missing method in any of them is a compile error.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import type { PluginImpl } from "@ftl-ts/plugin/guest";
- * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
- * type EchoImpl = PluginImpl<typeof EchoService>;
+ * import type { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
+ * const implementation: PluginImpl<typeof EchoService> = {
+ *   ping: () => ({}),
+ *   echo: (req) => ({ message: req.message }),
+ *   async *count() {},
+ *   fail: () => ({}),
+ * };
  * ```
  */
 export type PluginImpl<
@@ -119,8 +131,13 @@ export type PluginImpl<
  * The intersection of the implementations of every service in `X`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { ServiceImpls } from "@ftl-ts/plugin/guest";
+ * import type { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ * import type { Health } from "./gen/grpc/health/v1/health_pb.ts";
+ *
  * type Both = ServiceImpls<[typeof EchoService, typeof Health]>;
+ * const check: Both["check"] = () => ({ status: 1 }); // SERVING
  * ```
  */
 export type ServiceImpls<X extends readonly DescService[]> = X extends readonly [
@@ -144,10 +161,18 @@ const CANCEL_WAIT_MS = 1_000;
  * Options for {@linkcode serve}.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { ServeOptions } from "@ftl-ts/plugin/guest";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
  * const options: ServeOptions<typeof EchoService> = {
  *   service: EchoService,
- *   implementation: echoImpl,
+ *   implementation: {
+ *     ping: () => ({}),
+ *     echo: (req) => ({ message: req.message }),
+ *     async *count() {},
+ *     fail: () => ({}),
+ *   },
  *   bind: "http://127.0.0.1:0",
  * };
  * ```
@@ -202,9 +227,24 @@ export interface ServeOptions<
  * A running plugin server, as {@linkcode serve} returns it.
  *
  * @example
- * ```ts ignore
- * await using server = await serve({ service: EchoService, implementation, bind: "http://127.0.0.1:0" });
- * console.log(server.url.href);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { serve } from "@ftl-ts/plugin/guest";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
+ * const server = await serve({
+ *   service: EchoService,
+ *   implementation: {
+ *     ping: () => ({}),
+ *     echo: (req) => ({ message: req.message }),
+ *     async *count() {},
+ *     fail: () => ({}),
+ *   },
+ *   bind: "http://127.0.0.1:0",
+ * });
+ * assert.notEqual(server.url.port, "0");
+ * await server.shutdown({ graceMs: 1_000 });
+ * await server.finished;
  * ```
  */
 export interface PluginServer {
@@ -225,13 +265,14 @@ export interface PluginServer {
  * Serves a plugin's services over Connect and gRPC-Web (HTTP/1.1 and h2c), with
  * `grpc.health.v1.Health` and gRPC server reflection v1 and v1alpha beside them.
  *
- * gRPC requests get a trailers-only UNIMPLEMENTED answer that says so: the Deno
- * listener cannot send HTTP trailers.
+ * On Node it serves gRPC too. On Deno, gRPC requests get a trailers-only
+ * UNIMPLEMENTED answer that says so: the Deno listener cannot send HTTP trailers.
  *
  * @param options What to serve and where.
  * @returns The running server.
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { serve } from "@ftl-ts/plugin/guest";
  * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
  *
@@ -245,7 +286,13 @@ export interface PluginServer {
  *     fail: () => ({}),
  *   },
  * });
- * console.log(`serving on ${server.url}`);
+ * // A Connect call in JSON: plain HTTP, as curl would make it.
+ * const response = await fetch(new URL("/echo.v1.EchoService/Echo", server.url), {
+ *   method: "POST",
+ *   headers: { "content-type": "application/json" },
+ *   body: JSON.stringify({ message: "hi" }),
+ * });
+ * assert.deepEqual(await response.json(), { message: "hi" });
  * ```
  */
 export async function serve<
@@ -389,11 +436,20 @@ function stderrLogger(level: ReturnType<typeof parseLogLevel>): Logger {
  * What {@linkcode StartOptions.create} gets besides its config.
  *
  * @example
- * ```ts ignore
- * create: (ctx) => {
- *   ctx.logger.info(`working in ${ctx.workingDir}`);
- *   ctx.signal.addEventListener("abort", () => closeDatabase());
- *   return implementation;
+ * ```ts
+ * import type { PluginContext, PluginImpl } from "@ftl-ts/plugin/guest";
+ * import type { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
+ * function create(ctx: PluginContext): PluginImpl<typeof EchoService> {
+ *   ctx.logger.info("starting", { workingDir: ctx.workingDir ?? "none" });
+ *   const seen = new Set<string>();
+ *   ctx.signal.addEventListener("abort", () => seen.clear());
+ *   return {
+ *     ping: () => ({}),
+ *     echo: (req) => (seen.add(req.message), { message: req.message }),
+ *     async *count() {},
+ *     fail: () => ({}),
+ *   };
  * }
  * ```
  */
@@ -412,11 +468,20 @@ export interface PluginContext {
  * Options for {@linkcode start}.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { StartOptions } from "@ftl-ts/plugin/guest";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
  * const options: StartOptions<typeof EchoService> = {
  *   name: "echo",
  *   service: EchoService,
- *   create: () => implementation,
+ *   shutdownGraceMs: 10_000,
+ *   create: () => ({
+ *     ping: () => ({}),
+ *     echo: (req) => ({ message: req.message }),
+ *     async *count() {},
+ *     fail: () => ({}),
+ *   }),
  * };
  * ```
  */
@@ -495,21 +560,24 @@ const builtinConfig = {
  * @param options The plugin.
  * @returns Never: the process exits.
  * @example
- * ```ts ignore
+ * ```ts
  * import { field, start } from "@ftl-ts/plugin/guest";
  * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
  *
- * await start({
- *   name: "echo",
- *   service: EchoService,
- *   config: { greeting: field.string({ env: "ECHO_GREETING", default: "hello" }) },
- *   create: (_ctx, config) => ({
- *     ping: () => ({}),
- *     echo: (req) => ({ message: `${config.greeting}, ${req.message}` }),
- *     async *count() {},
- *     fail: () => ({}),
- *   }),
- * });
+ * // start() takes over the process: run it only as the main module, as a host does.
+ * if (import.meta.main) {
+ *   await start({
+ *     name: "echo",
+ *     service: EchoService,
+ *     config: { greeting: field.string({ env: "ECHO_GREETING", default: "hello" }) },
+ *     create: (_ctx, config) => ({
+ *       ping: () => ({}),
+ *       echo: (req) => ({ message: `${config.greeting}, ${req.message}` }),
+ *       async *count() {},
+ *       fail: () => ({}),
+ *     }),
+ *   });
+ * }
  * ```
  */
 export async function start<

@@ -6,17 +6,26 @@
  * stopping reaches its whole process group.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { spawn } from "@ftl-ts/plugin/host";
  * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
  *
- * await using plugin = await spawn({
- *   name: "echo",
- *   dir: ".",
- *   exe: "./echo-plugin",
- *   service: EchoService,
- * });
- * const { message } = await plugin.client.echo({ message: "hi" });
+ * const echoPlugin = import.meta.resolve("./examples/echo/plugin.ts");
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await using plugin = await spawn({
+ *     name: "echo",
+ *     dir,
+ *     exe: Deno.execPath(),
+ *     args: ["run", "--allow-net=127.0.0.1", "--allow-env", echoPlugin],
+ *     service: EchoService,
+ *   });
+ *   const { message } = await plugin.client.echo({ message: "hi" });
+ *   assert.equal(message, "hi");
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  *
  * @module
@@ -71,9 +80,11 @@ export type { WireProtocol } from "./internal/transport.ts";
  * @returns The port number.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { allocatePort } from "@ftl-ts/plugin/host";
+ *
  * const port = await allocatePort();
- * console.assert(port > 0 && port < 65536);
+ * assert.ok(port > 0 && port < 65536);
  * ```
  */
 export async function allocatePort(): Promise<number> {
@@ -109,10 +120,13 @@ export type Protocol = "auto" | WireProtocol;
  * Options for {@linkcode spawn}.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { SpawnOptions } from "@ftl-ts/plugin/host";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
  * const options: SpawnOptions<typeof EchoService> = {
  *   name: "echo",
- *   dir: "/tmp/echo",
+ *   dir: "/srv/echo",
  *   exe: "/usr/local/bin/echo-plugin",
  *   service: EchoService,
  *   startTimeout: 10_000,
@@ -193,10 +207,28 @@ export interface SpawnOptions<
  * A running plugin, as {@linkcode spawn} returns it.
  *
  * @example
- * ```ts ignore
- * await using plugin = await spawn({ name: "echo", dir, exe, service: EchoService });
- * plugin.signal.addEventListener("abort", () => console.log(plugin.signal.reason.message));
- * await plugin.client.echo({ message: "hi" });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { spawn } from "@ftl-ts/plugin/host";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
+ * const echoPlugin = import.meta.resolve("./examples/echo/plugin.ts");
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await using plugin = await spawn({
+ *     name: "echo",
+ *     dir,
+ *     exe: Deno.execPath(),
+ *     args: ["run", "--allow-net=127.0.0.1", "--allow-env", echoPlugin],
+ *     service: EchoService,
+ *   });
+ *   plugin.signal.addEventListener("abort", () => console.log(plugin.signal.reason.message));
+ *   await plugin.client.echo({ message: "hi" });
+ *   assert.equal((await plugin.stop()).code, 0);
+ *   assert.ok(plugin.signal.aborted);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export interface Plugin<
@@ -237,10 +269,28 @@ export interface Plugin<
  * How a plugin's process ended: the reason of {@linkcode Plugin.signal}.
  *
  * @example
- * ```ts ignore
- * await plugin.exited;
- * const reason = plugin.signal.reason as PluginExitError;
- * console.log(reason.exit.code, reason.exit.signal);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PluginExitError, spawn } from "@ftl-ts/plugin/host";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
+ * const echoPlugin = import.meta.resolve("./examples/echo/plugin.ts");
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   const plugin = await spawn({
+ *     name: "echo",
+ *     dir,
+ *     exe: Deno.execPath(),
+ *     args: ["run", "--allow-net=127.0.0.1", "--allow-env", echoPlugin],
+ *     service: EchoService,
+ *   });
+ *   await plugin.stop();
+ *   const reason = plugin.signal.reason as PluginExitError;
+ *   assert.ok(reason instanceof PluginExitError);
+ *   assert.equal(reason.exit.code, 0);
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export class PluginExitError extends Error {
@@ -265,12 +315,23 @@ export class PluginExitError extends Error {
  * startup. Its message ends with the last lines the plugin printed.
  *
  * @example
- * ```ts ignore
- * try {
- *   await spawn(options);
- * } catch (error) {
- *   if (error instanceof PluginStartError) console.error(error.lastLines.join("\n"));
- * }
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PluginStartError, spawn } from "@ftl-ts/plugin/host";
+ * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const failed = await spawn({
+ *   name: "broken",
+ *   dir,
+ *   exe: Deno.execPath(),
+ *   args: ["eval", "console.log('no database configured'); Deno.exit(2)"],
+ *   service: EchoService,
+ * }).catch((error: unknown) => error);
+ * await Deno.remove(dir, { recursive: true });
+ * assert.ok(failed instanceof PluginStartError);
+ * assert.equal(failed.exit?.code, 2);
+ * assert.deepEqual(failed.lastLines, ["no database configured"]);
  * ```
  */
 export class PluginStartError extends Error {
@@ -323,18 +384,27 @@ const DRAIN_AFTER_EXIT_MS = 1_000;
  * @throws {PluginStartError} When it exits, times out or is aborted before it is ready;
  * the process group is killed and reaped first.
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { spawn } from "@ftl-ts/plugin/host";
  * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
  *
- * await using plugin = await spawn({
- *   name: "echo",
- *   dir: "/tmp/echo",
- *   exe: Deno.execPath(),
- *   args: ["run", "-A", "examples/echo/plugin.ts"],
- *   service: EchoService,
- * });
- * console.log((await plugin.client.echo({ message: "hi" })).message);
+ * const echoPlugin = import.meta.resolve("./examples/echo/plugin.ts");
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await using plugin = await spawn({
+ *     name: "echo",
+ *     dir,
+ *     exe: Deno.execPath(),
+ *     args: ["run", "--allow-net=127.0.0.1", "--allow-env", echoPlugin],
+ *     env: { ECHO_GREETING: "hello," },
+ *     service: EchoService,
+ *   });
+ *   const { message } = await plugin.client.echo({ message: "world" });
+ *   assert.equal(message, "hello, world");
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function spawn<
