@@ -631,6 +631,42 @@ export async function start<
     logger.error(what, error);
     return exitProcess(1);
   };
+  // Set once serving; a stop before that is finished by the start-up steps below,
+  // which look at `lifetime` after each await.
+  let server: PluginServer | undefined;
+  let stopParentWatch = () => {};
+  const stop = async (reason: string, repeatable: boolean) => {
+    if (lifetime.signal.aborted) {
+      // A second Ctrl-C means "now"; anything else must not cut the grace short.
+      if (!repeatable) return;
+      logger.warn(`${reason} while stopping: exiting now`);
+      await exitProcess(1);
+    }
+    stopParentWatch();
+    // Info: by default, the one line that tells a user why the plugin went away.
+    logger.info(`stopping: ${reason}`);
+    lifetime.abort(new Error(reason));
+    if (server === undefined) {
+      // create() got the abort; one that ignores it still gets only the grace.
+      const graceMs = options.shutdownGraceMs ?? DEFAULT_GRACE_MS;
+      setTimeout(() => {
+        logger.warn(`still starting ${graceMs} ms after the stop: exiting`);
+        exitProcess(0);
+      }, graceMs);
+      return;
+    }
+    await server.shutdown();
+    await exitProcess(0);
+  };
+  // Before create(): a stop while starting must end in a clean exit, not the
+  // runtime's default for the signal (exit 143), and a host dying meanwhile must
+  // still be noticed.
+  onTerminationSignal((signal) => stop(`received ${signal}`, true));
+  // As Go's guest does: notice within a second that the host is gone. A changed ppid
+  // is the tell; probing the old pid could be fooled by pid reuse.
+  stopParentWatch = everyUnref(1_000, () => {
+    if (parentPid() !== initialParent) stop("parent process is gone", false);
+  });
 
   let implementation: PluginImpl<S, X>;
   try {
@@ -641,10 +677,12 @@ export async function start<
       bind,
     }, own as unknown as ConfigValue<C>);
   } catch (error) {
+    // Throwing on the abort is how a create() that honours ctx.signal gives up.
+    if (lifetime.signal.aborted) return exitProcess(0);
     return fail("create failed", error);
   }
+  if (lifetime.signal.aborted) return exitProcess(0);
 
-  let server: PluginServer;
   try {
     server = await serve({
       service: options.service,
@@ -659,26 +697,15 @@ export async function start<
       token: env.FTL_PLUGIN_TOKEN || undefined,
     });
   } catch (error) {
+    if (lifetime.signal.aborted) return exitProcess(0);
     return fail(`cannot serve on ${bind.href}`, error);
   }
-  logger.debug(`serving on ${server.url.href}`);
-
-  const stop = async (reason: string) => {
-    if (lifetime.signal.aborted) {
-      logger.warn(`${reason} while stopping: exiting now`);
-      await exitProcess(1);
-    }
-    logger.debug(`stopping: ${reason}`);
-    lifetime.abort(new Error(reason));
+  // A stop that came while serve() ran found no server to shut down.
+  if (lifetime.signal.aborted) {
     await server.shutdown();
-    await exitProcess(0);
-  };
-  onTerminationSignal((signal) => stop(`received ${signal}`));
-  // As Go's guest does: notice within a second that the host is gone. A changed ppid
-  // is the tell; probing the old pid could be fooled by pid reuse.
-  everyUnref(1_000, () => {
-    if (parentPid() !== initialParent) stop("parent process is gone");
-  });
+    return exitProcess(0);
+  }
+  logger.debug(`serving on ${server.url.href}`);
   server.finished.then(() => {
     if (!lifetime.signal.aborted) fail("server stopped unexpectedly", undefined);
   });

@@ -55,6 +55,8 @@ describe("start() in a real process", () => {
       assert.ok(Date.now() - signalled < 1_000, `took ${Date.now() - signalled} ms`);
       const entries = plugin.stderrLines.map((line) => decodeLogEntry(line));
       assert.ok(entries.every((e) => e !== undefined), plugin.stderrLines.join("\n"));
+      const why = entries.find((e) => e?.message === "stopping: received SIGTERM");
+      assert.equal(why?.level, 9, "why it stops is said at info");
       const started = entries.find((e) => e?.message === "echo plugin starting");
       assert.deepEqual(started?.attributes, { greeting: "hey", scope: "echo" });
     } finally {
