@@ -9,7 +9,8 @@
 export type NotReady =
   | { kind: "exited"; exit: unknown }
   | { kind: "timeout"; lastError: unknown }
-  | { kind: "aborted"; reason: unknown };
+  | { kind: "aborted"; reason: unknown }
+  | { kind: "refused"; error: unknown };
 
 /** Options for {@linkcode waitUntilReady}. */
 export interface WaitUntilReadyOptions {
@@ -26,6 +27,11 @@ export interface WaitUntilReadyOptions {
    * listening): a nudge cuts the wait before the next ping short. Returns an unsubscriber.
    */
   nudges?: (nudge: () => void) => () => void;
+  /**
+   * Whether a ping's failure is final (the plugin refused, rather than could not yet
+   * answer): waiting then ends at once with it. Nothing is final unless given.
+   */
+  isFinal?: (error: unknown) => boolean;
   /** The wait before the next ping; {@linkcode retryDelay} unless given (tests). */
   delay?: (elapsedMs: number) => number;
 }
@@ -43,8 +49,8 @@ const PING_TIMEOUT_MS = 2_000;
 
 /**
  * Pings until the plugin is ready. Resolves `undefined` when it is; otherwise
- * resolves with why not (the process exited, the time ran out, or the caller
- * aborted), leaving it to the caller to build the error.
+ * resolves with why not (the process exited, the time ran out, the caller aborted, or
+ * the plugin refused for good), leaving it to the caller to build the error.
  */
 export async function waitUntilReady(
   options: WaitUntilReadyOptions,
@@ -82,6 +88,9 @@ export async function waitUntilReady(
         if (notReady === undefined) return undefined;
         lastError = new Error(`the plugin is not ready: ${notReady}`);
       } catch (error) {
+        // A refusal that more time cannot change (no such method, no access): waiting
+        // out the start timeout would only hide it.
+        if (options.isFinal?.(error)) return { kind: "refused", error };
         lastError = error;
       }
       const wait = Math.min(

@@ -167,11 +167,28 @@ async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
 }
 
 /**
- * Whether an answer to a Connect request came from a server that only speaks gRPC: a
- * 415, a gRPC content type, or (as @grpc/grpc-js on Deno's node:http2 answers) a 200
- * without any content type, which no Connect server sends.
+ * Whether an answer to a Connect request says the server does not speak Connect, so
+ * that gRPC is worth a try. A Connect server answers 200 with `application/proto` (or
+ * `application/json`) and an error with a JSON body; pure gRPC servers answer
+ * otherwise: @grpc/grpc-js 415, grpcio 200 with `application/grpc`, grpc-js on Deno's
+ * node:http2 200 without any content type, grpc-go's `ServeHTTP` 500 `text/plain`
+ * (1.33, as Debian ships it), 400 (around 1.52) or 415 (recent releases).
+ *
+ * A 404 is not taken as a sign: it is how any HTTP server, our guests' included, says
+ * there is no such method, and gRPC would not find one either.
+ *
+ * @example
+ * ```ts
+ * import { looksLikeGrpcServer } from "./transport.ts";
+ * console.assert(looksLikeGrpcServer(500, "text/plain; charset=utf-8"));
+ * console.assert(!looksLikeGrpcServer(503, "application/json"));
+ * console.assert(!looksLikeGrpcServer(404, "text/plain"));
+ * ```
  */
 export function looksLikeGrpcServer(status: number, contentType: string): boolean {
-  return status === 415 || /^application\/grpc(\+|;|$)/.test(contentType) ||
-    (status === 200 && contentType === "");
+  const mediaType = contentType.split(";")[0].trim().toLowerCase();
+  if (/^application\/grpc(\+|$)/.test(mediaType) || status === 415) return true;
+  if (status === 404) return false;
+  if (status === 200) return mediaType !== "application/proto" && mediaType !== "application/json";
+  return mediaType !== "application/json";
 }
