@@ -31,10 +31,11 @@
  * @module
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { PingableService } from "./guest.ts";
 import { bindUrl } from "./internal/bind.ts";
-import { errorText, Logger, type LogLevel, logLevelName } from "./internal/log.ts";
+import { decodeLogEntry, errorText, Logger, type LogLevel, logLevelName } from "./internal/log.ts";
 import { RecentLines, streamLogLines } from "./internal/log_lines.ts";
 import { type NotReady, waitUntilReady } from "./internal/readiness.ts";
 import {
@@ -65,6 +66,9 @@ import {
 
 export type { ProcessExit } from "./internal/runtime/deno.ts";
 export type { WireProtocol } from "./internal/transport.ts";
+// A host is where one configures the logger that spawn() and the mirrored lines use.
+export { Logger, LogLevel, parseLogLevel } from "./internal/log.ts";
+export type { LogEntry, LogFormat, LoggerOptions, LogLevelName } from "./internal/log.ts";
 
 /**
  * A TCP port on 127.0.0.1 that was free when this returned, and that this process
@@ -345,16 +349,23 @@ export class PluginStartError extends Error {
    *
    * @param message What went wrong.
    * @param lastLines What the plugin printed last.
-   * @param options The process's exit and the underlying cause.
+   * @param options The process's exit, the underlying cause, and `unshown`: those of
+   * `lastLines` that the host's log did not show (below its level); only they are
+   * repeated in the message. All of them unless given.
    */
   constructor(
     message: string,
     lastLines: readonly string[],
-    options: { exit?: ProcessExit; cause?: unknown } = {},
+    options: { exit?: ProcessExit; cause?: unknown; unshown?: readonly string[] } = {},
   ) {
-    const tail = lastLines.length > 0
-      ? `; its last lines:\n${lastLines.map((l) => `  ${l}`).join("\n")}`
-      : "; it printed nothing";
+    const unshown = options.unshown ?? lastLines;
+    const tail = lastLines.length === 0
+      ? "; it printed nothing"
+      : unshown.length === 0
+      ? "; its last lines are in the log above"
+      : `; its last lines${unshown.length < lastLines.length ? " not shown in the log" : ""}:\n${
+        unshown.map((l) => `  ${l}`).join("\n")
+      }`;
     super(message + tail, { cause: options.cause });
     this.name = "PluginStartError";
     this.exit = options.exit;
@@ -420,6 +431,7 @@ export async function spawn<
     );
   }
   const unsafeFileName = !/^[\w.-]+$/.test(options.name) || /^\.\.?$/.test(options.name);
+  const workingDir = options.workingDir === false ? undefined : `${options.dir}/.ftl`;
   if (options.bind === "unix" && unsafeFileName) {
     // The name becomes a file name (<dir>/.ftl/<name>.sock): no path tricks.
     throw new TypeError(
@@ -428,27 +440,29 @@ export async function spawn<
       } cannot name a socket file: use letters, digits, ".", "_" or "-"`,
     );
   }
+  if (options.bind === "unix" && !workingDir) {
+    throw new TypeError(
+      'spawn: bind "unix" puts the socket in <dir>/.ftl, so it needs workingDir',
+    );
+  }
   const { name } = options;
   const logger = options.logger ?? defaultLogger();
   const pluginLogger = logger.scope(name);
   const defaultLevel = options.defaultLevel ?? 9;
 
-  const workingDir = options.workingDir === false ? undefined : `${options.dir}/.ftl`;
-  const pidFile = workingDir && `${workingDir}/${basename(options.exe)}.pid`;
+  // Keyed by the plugin's name, not by basename(exe) as in Go: here exe is mostly
+  // `deno` or `node`, and two plugins of one folder would take each other for stale.
+  // A name that is no safe file name is made one rather than refused, as Go takes any.
+  const pidFile = workingDir &&
+    `${workingDir}/${
+      unsafeFileName ? name.replace(/[^\w.-]/g, "_").replace(/^\./, "_") : name
+    }.pid`;
   if (workingDir) await makeDirectory(workingDir, 0o700);
   if (pidFile) await killStalePlugin(pidFile, options, pluginLogger);
 
-  let endpoint: URL;
-  if (options.bind === "unix") {
-    if (!workingDir) {
-      throw new TypeError(
-        'spawn: bind "unix" puts the socket in <dir>/.ftl, so it needs workingDir',
-      );
-    }
-    endpoint = bindUrl({ kind: "unix", path: `${workingDir}/${name}.sock` });
-  } else {
-    endpoint = bindUrl({ kind: "tcp", hostname: "127.0.0.1", port: await allocatePort() });
-  }
+  const endpoint = workingDir && options.bind === "unix"
+    ? bindUrl({ kind: "unix", path: `${workingDir}/${name}.sock` })
+    : bindUrl({ kind: "tcp", hostname: "127.0.0.1", port: await allocatePort() });
   const token = options.auth === false ? undefined : randomToken();
   const levelName = logLevelName(logger.level);
   const child = await spawnChild({
@@ -466,169 +480,250 @@ export async function spawn<
       ...(token ? { FTL_PLUGIN_TOKEN: token } : {}),
     },
   });
-  if (pidFile) await writeTextFile(pidFile, `${child.pid}\n`);
-
-  const recent = new RecentLines(20);
-  const stopReading = new AbortController();
-  let lastOutputAt = performance.now();
-  // Output often means the plugin has just started listening: ping at once then.
-  const nudges = new Set<() => void>();
-  const onChunk = () => {
-    lastOutputAt = performance.now();
-    for (const nudge of nudges) nudge();
+  ownChildren.add(child.pid);
+  child.exited.then(() => ownChildren.delete(child.pid));
+  // From here on, whatever throws must not leave the process behind: until stop() is
+  // in place, this kills the group and reaps the child.
+  let abandon = async (): Promise<unknown> => {
+    signalGroup(child.pid, "SIGKILL");
+    await Promise.all([child.stdout.cancel(), child.stderr.cancel()]).catch(() => {});
+    return await child.exited;
   };
-  const mirrored = Promise.all([
-    streamLogLines(child.stderr, (line) => {
-      recent.push(line);
-      if (!pluginLogger.forwardLine(line, defaultLevel)) pluginLogger.log(17, line);
-    }, { signal: stopReading.signal, onChunk }),
-    streamLogLines(child.stdout, (line) => {
-      recent.push(line);
-      pluginLogger.log(defaultLevel, line);
-    }, { signal: stopReading.signal, onChunk }),
-  ]).catch((error) =>
-    pluginLogger.warn("reading the plugin's output failed", { error: errorText(error) })
-  );
+  try {
+    if (pidFile) await writeTextFile(pidFile, `${child.pid}\n`);
 
-  const lifetime = new AbortController();
-  const transports = new Set<PluginTransport>();
-  const exited = child.exited.then(async (exit) => {
-    for (const t of transports) t.close();
-    lifetime.abort(new PluginExitError(name, exit));
-    // Read on while output flows; stop once it has been quiet for a while (a
-    // grandchild may hold the pipes open forever).
-    const timer = setInterval(() => {
-      if (performance.now() - lastOutputAt > DRAIN_AFTER_EXIT_MS) stopReading.abort();
-    }, 100);
-    await mirrored;
-    clearInterval(timer);
-    if (pidFile) await forgetPid(pidFile, child.pid);
-    if (endpoint.protocol === "unix:") await removeFile(decodeURIComponent(endpoint.pathname));
-    return exit;
-  });
-
-  let stopping: Promise<ProcessExit> | undefined;
-  const stop = ({ graceMs = DEFAULT_STOP_GRACE_MS } = {}): Promise<ProcessExit> => {
-    if (!(graceMs >= 0)) {
-      return Promise.reject(new TypeError(`stop: graceMs must be 0 or more, not ${graceMs}`));
-    }
-    stopping ??= stopChild(child, exited, transports, graceMs);
-    return stopping;
-  };
-  const onAbort = () => stop();
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-  lifetime.signal.addEventListener("abort", () => {
-    options.signal?.removeEventListener("abort", onAbort);
-  });
-
-  let protocol: WireProtocol = options.protocol === "auto" || !options.protocol
-    ? "connect"
-    : options.protocol;
-  let detected: "grpc" | undefined;
-  const open = (p: WireProtocol) => {
-    const transport = createPluginTransport(endpoint, p, {
-      token,
-      onResponse: options.protocol === "auto" || !options.protocol
-        ? (status, contentType) => {
-          if (looksLikeGrpcServer(status, contentType)) detected = "grpc";
-        }
-        : undefined,
-    });
-    transports.add(transport);
-    return transport;
-  };
-  let current = open(protocol);
-  // Typed as the Ping-only view of the service, which TypeScript can see through.
-  const pingable: PingableService = options.service;
-  let pinger = createClient(pingable, current.transport);
-
-  const notReady = await waitUntilReady({
-    ping: async (signal) => {
-      try {
-        if (options.readiness) return await options.readiness(current.transport, signal);
-        const answer = await pinger.ping({}, { signal });
-        return answer.notReady;
-      } catch (error) {
-        if (detected && protocol !== detected) {
-          // A pure gRPC server: everything goes over gRPC from now on.
-          current.close();
-          transports.delete(current);
-          protocol = detected;
-          current = open(protocol);
-          pinger = createClient(pingable, current.transport);
-          pluginLogger.debug("the plugin speaks gRPC, not Connect: switching");
-        }
-        throw error;
-      }
-    },
-    exited: child.exited,
-    nudges: (nudge) => {
-      nudges.add(nudge);
-      return () => nudges.delete(nudge);
-    },
-    timeoutMs: options.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
-    signal: options.signal,
-  });
-  if (notReady) {
-    const exit = await stop({ graceMs: 0 });
-    throw startError(
-      name,
-      notReady,
-      options.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
-      recent,
-      exit,
+    const recent = new RecentLines(20);
+    const stopReading = new AbortController();
+    let lastOutputAt = performance.now();
+    // Output often means the plugin has just started listening: ping at once then.
+    const nudges = new Set<() => void>();
+    const onChunk = () => {
+      lastOutputAt = performance.now();
+      for (const nudge of nudges) nudge();
+    };
+    const mirrored = Promise.all([
+      streamLogLines(child.stderr, (line) => {
+        recent.push(line, "stderr");
+        if (!pluginLogger.forwardLine(line, defaultLevel)) pluginLogger.log(17, line);
+      }, { signal: stopReading.signal, onChunk }),
+      streamLogLines(child.stdout, (line) => {
+        recent.push(line, "stdout");
+        pluginLogger.log(defaultLevel, line);
+      }, { signal: stopReading.signal, onChunk }),
+    ]).catch((error) =>
+      pluginLogger.warn("reading the plugin's output failed", { error: errorText(error) })
     );
-  }
 
-  const clients = Object.fromEntries(
-    Object.entries(options.extraClients ?? {}).map(([key, desc]) => [
-      key,
-      createClient(desc, current.transport),
-    ]),
-  ) as { [K in keyof E]: Client<E[K]> };
-  return {
-    name,
-    pid: child.pid,
-    endpoint,
-    protocol,
-    client: createClient(options.service, current.transport),
-    clients,
-    transport: current.transport,
-    signal: lifetime.signal,
-    exited,
-    stop,
-    [Symbol.asyncDispose]: async () => {
-      await stop();
-    },
-  };
+    const lifetime = new AbortController();
+    const transports = new Set<PluginTransport>();
+    const exited = child.exited.then(async (exit) => {
+      for (const t of transports) t.close();
+      lifetime.abort(new PluginExitError(name, exit));
+      // Read on while output flows; stop once it has been quiet for a while (a
+      // grandchild may hold the pipes open forever).
+      const timer = setInterval(() => {
+        if (performance.now() - lastOutputAt > DRAIN_AFTER_EXIT_MS) stopReading.abort();
+      }, 100);
+      await mirrored;
+      clearInterval(timer);
+      if (pidFile) await forgetPid(pidFile, child.pid);
+      if (endpoint.protocol === "unix:") {
+        await removeFile(decodeURIComponent(endpoint.pathname)).catch(() => {});
+      }
+      return exit;
+    });
+
+    let stopping: Promise<ProcessExit> | undefined;
+    const stop = ({ graceMs = DEFAULT_STOP_GRACE_MS } = {}): Promise<ProcessExit> => {
+      if (!(graceMs >= 0)) {
+        return Promise.reject(new TypeError(`stop: graceMs must be 0 or more, not ${graceMs}`));
+      }
+      stopping ??= stopChild(child, exited, transports, graceMs);
+      return stopping;
+    };
+    abandon = () => stop({ graceMs: 0 });
+    const onAbort = () => stop();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    lifetime.signal.addEventListener("abort", () => {
+      options.signal?.removeEventListener("abort", onAbort);
+    });
+
+    const auto = options.protocol === "auto" || !options.protocol;
+    let protocol: WireProtocol = auto ? "connect" : options.protocol as WireProtocol;
+    let detected: string | undefined;
+    let switchedFrom: string | undefined;
+    const open = (p: WireProtocol) => {
+      const transport = createPluginTransport(endpoint, p, {
+        token,
+        onResponse: auto
+          ? (status, contentType) => {
+            if (p === "connect" && looksLikeGrpcServer(status, contentType)) {
+              detected = `HTTP ${status} ${contentType || "without a content type"}`;
+            }
+          }
+          : undefined,
+      });
+      transports.add(transport);
+      return transport;
+    };
+    let current = open(protocol);
+    // Typed as the Ping-only view of the service, which TypeScript can see through.
+    const pingable: PingableService = options.service;
+    let pinger = createClient(pingable, current.transport);
+
+    const notReady = await waitUntilReady({
+      ping: async (signal) => {
+        try {
+          if (options.readiness) return await options.readiness(current.transport, signal);
+          const answer = await pinger.ping({}, { signal });
+          return answer.notReady;
+        } catch (error) {
+          if (detected && protocol === "connect") {
+            // Not a Connect server's answer: everything goes over gRPC from now on.
+            current.close();
+            transports.delete(current);
+            protocol = "grpc";
+            switchedFrom = detected;
+            current = open(protocol);
+            pinger = createClient(pingable, current.transport);
+            pluginLogger.debug(`Connect's Ping got ${detected}: switching to gRPC`);
+            throw new Error(`over Connect the plugin answered ${detected}; trying gRPC`, {
+              cause: error,
+            });
+          }
+          // Only Ping's own answer is judged: a custom check may fail for other reasons.
+          if (!options.readiness && isFinalRefusal(error)) {
+            throw new FinalRefusal(error as ConnectError);
+          }
+          throw error;
+        }
+      },
+      isFinal: (error) => error instanceof FinalRefusal,
+      exited: child.exited,
+      nudges: (nudge) => {
+        nudges.add(nudge);
+        return () => nudges.delete(nudge);
+      },
+      timeoutMs: options.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
+      signal: options.signal,
+    });
+    if (notReady) {
+      const exit = await stop({ graceMs: 0 });
+      throw startError({
+        name,
+        notReady,
+        timeoutMs: options.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
+        recent,
+        exit,
+        protocol,
+        switchedFrom,
+        shown: (line, stream) => {
+          if (stream === "stdout") return pluginLogger.isEnabled(defaultLevel);
+          const entry = decodeLogEntry(line);
+          if (entry === undefined) return pluginLogger.isEnabled(17);
+          return pluginLogger.isEnabled(entry.level === 0 ? defaultLevel : entry.level);
+        },
+      });
+    }
+
+    const clients = Object.fromEntries(
+      Object.entries(options.extraClients ?? {}).map(([key, desc]) => [
+        key,
+        createClient(desc, current.transport),
+      ]),
+    ) as { [K in keyof E]: Client<E[K]> };
+    return {
+      name,
+      pid: child.pid,
+      endpoint,
+      protocol,
+      client: createClient(options.service, current.transport),
+      clients,
+      transport: current.transport,
+      signal: lifetime.signal,
+      exited,
+      stop,
+      [Symbol.asyncDispose]: async () => {
+        await stop();
+      },
+    };
+  } catch (error) {
+    await abandon();
+    throw error;
+  }
 }
 
-function startError(
-  name: string,
-  notReady: NotReady,
-  timeoutMs: number,
-  recent: RecentLines,
-  exit: ProcessExit,
-): PluginStartError {
+/** Pids of the plugins this process started and has not reaped yet: never stale. */
+const ownChildren = new Set<number>();
+
+/** Codes with which a plugin refuses Ping for good: waiting cannot change them. */
+const FINAL_CODES: ReadonlySet<Code> = new Set([
+  Code.Unimplemented,
+  Code.Unauthenticated,
+  Code.PermissionDenied,
+  Code.InvalidArgument,
+]);
+
+function isFinalRefusal(error: unknown): boolean {
+  return error instanceof ConnectError && FINAL_CODES.has(error.code);
+}
+
+/** A Ping refused with one of {@linkcode FINAL_CODES}. */
+class FinalRefusal extends Error {
+  constructor(readonly error: ConnectError) {
+    super(error.message, { cause: error });
+  }
+}
+
+function startError(failure: {
+  name: string;
+  notReady: NotReady;
+  timeoutMs: number;
+  recent: RecentLines;
+  exit: ProcessExit;
+  protocol: WireProtocol;
+  switchedFrom: string | undefined;
+  shown: (line: string, stream: string | undefined) => boolean;
+}): PluginStartError {
+  const { name, notReady, recent, exit } = failure;
+  const lines = recent.lines;
+  // The lines the log already showed are not repeated (a usage text would appear twice).
+  const unshown = recent.entries.filter((e) => !failure.shown(e.line, e.tag)).map((e) => e.line);
   switch (notReady.kind) {
     case "exited":
       return new PluginStartError(
         `plugin ${name} ${describeExit(exit)} before it was ready`,
-        recent.lines,
-        { exit },
+        lines,
+        { exit, unshown },
       );
     case "timeout":
       return new PluginStartError(
-        `plugin ${name} was not ready after ${timeoutMs} ms (last ping: ${
+        `plugin ${name} was not ready after ${failure.timeoutMs} ms (last ping: ${
           errorText(notReady.lastError)
         })`,
-        recent.lines,
-        { cause: notReady.lastError },
+        lines,
+        { cause: notReady.lastError, unshown },
       );
     case "aborted":
-      return new PluginStartError(`spawning plugin ${name} was aborted`, recent.lines, {
+      return new PluginStartError(`spawning plugin ${name} was aborted`, lines, {
         cause: notReady.reason,
+        unshown,
       });
+    case "refused": {
+      const { error } = notReady.error as FinalRefusal;
+      const via = failure.switchedFrom
+        ? ` over gRPC (over Connect it answered ${failure.switchedFrom})`
+        : failure.protocol === "connect"
+        ? ""
+        : ` over ${failure.protocol}`;
+      return new PluginStartError(
+        `plugin ${name} refused Ping${via}: ${
+          codeToString(error.code).toUpperCase()
+        }: ${error.rawMessage}`,
+        lines,
+        { cause: error, unshown },
+      );
+    }
   }
 }
 
@@ -655,26 +750,45 @@ async function stopChild(
 
 /**
  * Kills the process a stale pid file names, but only if it still runs this plugin's
- * executable: a reused pid belonging to something else is left alone.
+ * command and is not one this host started: a reused pid belonging to something else
+ * is left alone. A pid file never blocks a spawn: what cannot be read or told is
+ * warned about and left alone.
  */
 async function killStalePlugin(
   pidFile: string,
   options: { exe: string; args?: readonly string[] },
   logger: Logger,
 ): Promise<void> {
-  const text = await readTextFile(pidFile);
+  let text: string | undefined;
+  try {
+    text = await readTextFile(pidFile);
+  } catch (error) {
+    logger.warn(`cannot read pid file ${pidFile}: going on`, { error: errorText(error) });
+    return;
+  }
   if (text === undefined) return;
   const pid = Number(text.trim());
   if (!Number.isSafeInteger(pid) || pid <= 1) {
     logger.warn(`ignoring pid file ${pidFile}: ${JSON.stringify(text.slice(0, 40))} is not a pid`);
     return;
   }
-  const commandLine = await processCommandLine(pid);
-  if (!commandLine) return;
-  if (!(await runsExecutable(commandLine, options.exe, options.args ?? []))) {
+  // A plugin of our own with the same name, still running or not yet reaped.
+  if (ownChildren.has(pid) || pid === ownPid()) return;
+  let commandLine: string | undefined;
+  try {
+    commandLine = await processCommandLine(pid);
+  } catch (error) {
+    logger.warn(
+      `pid file ${pidFile} names process ${pid}, and what it runs cannot be told: leaving it alone`,
+      { error: errorText(error) },
+    );
+    return;
+  }
+  if (commandLine === undefined) return;
+  if (!(await runsCommand(commandLine, options.exe, options.args ?? []))) {
     logger.warn(
       `pid file ${pidFile} names process ${pid}, which runs something else (${
-        commandLine.join(" ").slice(0, 200)
+        commandLine.slice(0, 200)
       }): leaving it alone`,
     );
     return;
@@ -684,17 +798,25 @@ async function killStalePlugin(
   signalPid(pid, "SIGKILL");
 }
 
-async function runsExecutable(
-  commandLine: readonly string[],
+/**
+ * Whether a command line (arguments joined by spaces, as `ps` shows them) runs `exe`
+ * with `args`: the executable as argv[0], or argv[1] for a script run through its #!
+ * interpreter; an interpreter (deno, node) is told apart by its arguments (the script).
+ */
+async function runsCommand(
+  commandLine: string,
   exe: string,
   args: readonly string[],
 ): Promise<boolean> {
+  const words = commandLine.split(" ");
   const exePath = await realPath(exe);
-  // argv[0] for a binary, argv[1] for a script run through its #! interpreter.
-  const candidates = await Promise.all(commandLine.slice(0, 2).map((arg) => realPath(arg)));
-  const sameExe = candidates.includes(exePath) || commandLine.slice(0, 2).includes(exe);
-  // An interpreter (deno, node) is told apart by its arguments (the script).
-  return sameExe && args.every((arg) => commandLine.includes(arg));
+  const heads = words.slice(0, 2);
+  const candidates = await Promise.all(heads.map((word) => realPath(word)));
+  const sameExe = heads.includes(exe) || candidates.includes(exePath) ||
+    // An executable whose path has a space in it.
+    commandLine === exe || commandLine.startsWith(`${exe} `);
+  const padded = ` ${commandLine} `;
+  return sameExe && args.every((arg) => padded.includes(` ${arg} `));
 }
 
 async function forgetPid(pidFile: string, pid: number): Promise<void> {
@@ -710,10 +832,6 @@ function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
     .replace(/=+$/, "");
-}
-
-function basename(path: string): string {
-  return path.replace(/\/+$/, "").split("/").pop() || path;
 }
 
 function defaultLogger(): Logger {

@@ -140,11 +140,11 @@ export async function streamLogLines(
   if (pendingBytes > 0 || truncated) emit();
 }
 
-/** The last `size` items pushed, oldest first. */
+/** The last `size` lines pushed, oldest first, each with an optional tag (its stream). */
 export class RecentLines {
   readonly #size: number;
   // A ring: pushing is called for every line a plugin prints, and Array#shift is not free.
-  readonly #ring: string[] = [];
+  readonly #ring: { line: string; tag: string | undefined }[] = [];
   #next = 0;
 
   /** @param size How many lines to keep. */
@@ -152,18 +152,23 @@ export class RecentLines {
     this.#size = size;
   }
 
-  /** Remembers a line, cut to 2000 characters. */
-  push(line: string): void {
+  /** Remembers a line, cut to 2000 characters, and where it came from. */
+  push(line: string, tag?: string): void {
     if (this.#size <= 0) return;
-    const kept = line.length > 2000 ? `${line.slice(0, 2000)}…` : line;
+    const kept = { line: line.length > 2000 ? `${line.slice(0, 2000)}…` : line, tag };
     if (this.#ring.length < this.#size) this.#ring.push(kept);
     else this.#ring[this.#next] = kept;
     this.#next = (this.#next + 1) % this.#size;
   }
 
-  /** The remembered lines, oldest first. */
-  get lines(): readonly string[] {
+  /** The remembered lines with their tags, oldest first. */
+  get entries(): readonly { readonly line: string; readonly tag: string | undefined }[] {
     if (this.#ring.length < this.#size) return [...this.#ring];
     return [...this.#ring.slice(this.#next), ...this.#ring.slice(0, this.#next)];
+  }
+
+  /** The remembered lines, oldest first. */
+  get lines(): readonly string[] {
+    return this.entries.map((entry) => entry.line);
   }
 }

@@ -1,10 +1,13 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn as spawnProcess } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { Code, type ConnectError, createClient } from "@connectrpc/connect";
 import {
+  Logger,
+  LogLevel,
   type Plugin,
   PluginExitError,
   PluginStartError,
@@ -13,12 +16,17 @@ import {
 } from "../host.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
-import { type LogEntry, LogLevel } from "../internal/log.ts";
+import type { LogEntry } from "../internal/log.ts";
 import { TRUNCATION_MARKER } from "../internal/log_lines.ts";
 import {
+  denoExecutable,
+  echoGuestCommand,
   groupMembers,
   isGone,
   memoryLogger,
+  onDeno,
+  repoRoot,
+  runToEnd,
   scriptCommand,
   tempDir,
   waitUntil,
@@ -26,7 +34,6 @@ import {
 
 const testPlugin = scriptCommand(new URL("./fixtures/test_plugin.ts", import.meta.url));
 const grpcPlugin = scriptCommand(new URL("./fixtures/grpc_plugin.ts", import.meta.url));
-const runtime = process.execPath;
 
 /** Spawns the env-driven test plugin in a fresh directory, with a memory logger. */
 async function withPlugin<T>(
@@ -102,7 +109,7 @@ describe("spawn()", () => {
       logger,
     });
     try {
-      const pidFile = `${dir.path}/.ftl/${runtime.split("/").pop()}.pid`;
+      const pidFile = `${dir.path}/.ftl/test.pid`;
       assert.equal(readFileSync(pidFile, "utf8").trim(), String(plugin.pid));
       assert.equal(statSync(`${dir.path}/.ftl`).mode & 0o777, 0o700);
       const env = readFileSync(`/proc/${plugin.pid}/environ`, "utf8").split("\0");
@@ -146,7 +153,7 @@ describe("spawn()", () => {
     const exitedAt = Number(readFileSync(marker, "utf8"));
     assert.ok(error instanceof PluginStartError);
     assert.match(error.message, /exited with code 3/);
-    assert.match(error.message, /fatal: no config/);
+    assert.ok(error.lastLines.includes("fatal: no config"));
     assert.equal(error.lastLines.at(-1), "last words", "a partial last line is flushed");
     assert.ok(rejectedAt - exitedAt < 200, `rejected ${rejectedAt - exitedAt} ms after the exit`);
   });
@@ -200,7 +207,7 @@ describe("spawn()", () => {
     using dir = tempDir();
     const { logger, entries } = memoryLogger();
     mkdirSync(`${dir.path}/.ftl`);
-    writeFileSync(`${dir.path}/.ftl/${runtime.split("/").pop()}.pid`, `${stale.pid}\n`);
+    writeFileSync(`${dir.path}/.ftl/test.pid`, `${stale.pid}\n`);
     const plugin = await spawn({
       name: "test",
       dir: dir.path,
@@ -348,5 +355,253 @@ describe("spawn()", () => {
     } finally {
       await plugin.stop();
     }
+  });
+});
+
+/** Live (non-zombie) children of this process, with their process groups. */
+function ownChildren(): Map<number, number> {
+  const children = new Map<number, number>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const [state, ppid, pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(ppid) === process.pid && state !== "Z") children.set(Number(name), Number(pgrp));
+    } catch {
+      // It ended while we looked.
+    }
+  }
+  return children;
+}
+
+const echoGuest = echoGuestCommand(onDeno ? "deno" : "node");
+const grpcGoLike = scriptCommand(new URL("./fixtures/host_grpc_go_like.ts", import.meta.url));
+const staleHost = new URL("./fixtures/host_stale_pid.ts", import.meta.url);
+
+describe("spawn(): peers and pid files (issue 14)", () => {
+  for (const status of [500, 400]) {
+    it(`switches to gRPC for a plugin answering Connect with ${status} text/plain (grpc-go ServeHTTP)`, async () => {
+      using dir = tempDir();
+      const { logger } = memoryLogger();
+      const started = Date.now();
+      await using plugin = await spawn({
+        name: "grpcgo",
+        dir: dir.path,
+        ...grpcGoLike,
+        service: EchoService,
+        env: { TEST_NON_GRPC_STATUS: String(status) },
+        startTimeout: 5_000,
+        logger,
+      });
+      assert.equal(plugin.protocol, "grpc");
+      assert.equal((await plugin.client.ping({})).notReady, undefined);
+      assert.ok(Date.now() - started < 4_000, `took ${Date.now() - started} ms`);
+    });
+  }
+
+  it("fails at once when Ping is refused for good, naming the code", async () => {
+    using dir = tempDir();
+    const { logger } = memoryLogger();
+    const started = Date.now();
+    // The plugin wants a token the host does not send: UNAUTHENTICATED, for ever.
+    const error = await spawn({
+      name: "refused",
+      dir: dir.path,
+      ...testPlugin,
+      service: EchoService,
+      auth: false,
+      env: { FTL_PLUGIN_TOKEN: "not-the-hosts" },
+      startTimeout: 20_000,
+      logger,
+    }).catch((e) => e);
+    assert.ok(error instanceof PluginStartError, String(error));
+    assert.match(error.message, /refused Ping: UNAUTHENTICATED: missing or wrong plugin token/);
+    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+  });
+
+  it("fails at once when a Deno guest refuses gRPC", { skip: !onDeno }, async () => {
+    using dir = tempDir();
+    const { logger } = memoryLogger();
+    const started = Date.now();
+    const error = await spawn({
+      name: "echo",
+      dir: dir.path,
+      ...echoGuest,
+      service: EchoService,
+      protocol: "grpc",
+      startTimeout: 20_000,
+      logger,
+    }).catch((e) => e);
+    assert.ok(error instanceof PluginStartError, String(error));
+    assert.match(error.message, /refused Ping over grpc: UNIMPLEMENTED: .*Connect/);
+    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+  });
+
+  it("keeps two plugins of one folder apart: a pid file per name", async () => {
+    using dir = tempDir();
+    const { logger, entries } = memoryLogger();
+    await using first = await spawn({
+      name: "first",
+      dir: dir.path,
+      ...testPlugin,
+      service: EchoService,
+      logger,
+    });
+    await using second = await spawn({
+      name: "second",
+      dir: dir.path,
+      ...testPlugin,
+      service: EchoService,
+      logger,
+    });
+    assert.equal((await first.client.echo({ message: "1" })).message, "1");
+    assert.equal((await second.client.echo({ message: "2" })).message, "2");
+    assert.equal(readFileSync(`${dir.path}/.ftl/first.pid`, "utf8").trim(), String(first.pid));
+    assert.equal(readFileSync(`${dir.path}/.ftl/second.pid`, "utf8").trim(), String(second.pid));
+    assert.ok(!entries.some((e) => /killing stale/.test(e.message)));
+  });
+
+  it("makes a pid file name of a name that is no file name", async () => {
+    using dir = tempDir();
+    const { logger } = memoryLogger();
+    await using plugin = await spawn({
+      name: "../my plugin",
+      dir: dir.path,
+      ...testPlugin,
+      service: EchoService,
+      logger,
+    });
+    const pidFile = `${dir.path}/.ftl/_._my_plugin.pid`;
+    assert.equal(readFileSync(pidFile, "utf8").trim(), String(plugin.pid));
+  });
+
+  it("never kills a plugin it started itself, even under the same name", async () => {
+    using dir = tempDir();
+    const { logger, entries } = memoryLogger();
+    await using first = await spawn({
+      name: "same",
+      dir: dir.path,
+      ...testPlugin,
+      service: EchoService,
+      logger,
+    });
+    // The pid file now names `first`, which runs the very same command.
+    await using second = await spawn({
+      name: "same",
+      dir: dir.path,
+      ...testPlugin,
+      service: EchoService,
+      logger,
+    });
+    assert.ok(!first.signal.aborted, "the first plugin was killed");
+    assert.equal((await first.client.echo({ message: "1" })).message, "1");
+    assert.equal((await second.client.echo({ message: "2" })).message, "2");
+    assert.ok(!entries.some((e) => /killing stale/.test(e.message)));
+    await first.stop();
+    // The file is the second's now: the first leaves it.
+    assert.equal(readFileSync(`${dir.path}/.ftl/same.pid`, "utf8").trim(), String(second.pid));
+  });
+
+  it("never lets a stale pid file block a Deno host with the README's permissions", async () => {
+    using dir = tempDir();
+    const deno = denoExecutable();
+    const pluginArgs = ["run", "--allow-net", "--allow-env", `${repoRoot}examples/echo/plugin.ts`];
+    mkdirSync(`${dir.path}/.ftl`, { mode: 0o700 });
+    // One pid file names an unrelated process, the other a stale copy of the plugin.
+    const unrelated = spawnProcess("sleep", ["300"], { stdio: "ignore" });
+    const stale = spawnProcess(deno, pluginArgs, {
+      env: { ...process.env, FTL_BIND: "http://127.0.0.1:0" },
+      stdio: "ignore",
+    });
+    const closed = [unrelated, stale].map((c) => new Promise((r) => c.once("close", r)));
+    try {
+      writeFileSync(`${dir.path}/.ftl/unrelated.pid`, `${unrelated.pid}\n`);
+      writeFileSync(`${dir.path}/.ftl/stale.pid`, `${stale.pid}\n`);
+      const host = spawnProcess(deno, [
+        "run",
+        "--allow-run",
+        "--allow-net=127.0.0.1",
+        "--allow-env",
+        "--allow-read",
+        "--allow-write",
+        fileURLToPath(staleHost).replace(/\/npm\/tests\//, "/tests/").replace(/\.js$/, ".ts"),
+        JSON.stringify({
+          dir: dir.path,
+          exe: deno,
+          args: pluginArgs,
+          names: ["unrelated", "stale"],
+        }),
+      ], { stdio: ["ignore", "pipe", "pipe"] });
+      const { code, stdout, stderr } = await runToEnd(host);
+      assert.equal(code, 0, stderr);
+      const answers = stdout.trim().split("\n").map((line) => JSON.parse(line));
+      assert.deepEqual(answers.map((a) => a.echo), ["unrelated", "stale"]);
+      assert.ok(!isGone(unrelated.pid!), "the unrelated process was killed");
+      assert.ok(await waitUntil(() => isGone(stale.pid!), 2_000), "the stale plugin still runs");
+      assert.match(stderr, new RegExp(`killing stale plugin process ${stale.pid}`));
+    } finally {
+      unrelated.kill("SIGKILL");
+      stale.kill("SIGKILL");
+      await Promise.all(closed);
+    }
+  });
+
+  it("kills and reaps the plugin when spawn() fails after starting it", async () => {
+    using dir = tempDir();
+    const { logger } = memoryLogger();
+    // A directory where the pid file goes: writing it fails once the plugin runs.
+    mkdirSync(`${dir.path}/.ftl/blocked.pid`, { recursive: true });
+    const before = ownChildren();
+    const error = await spawn({
+      name: "blocked",
+      dir: dir.path,
+      ...testPlugin,
+      service: EchoService,
+      logger,
+    }).catch((e) => e);
+    assert.ok(error instanceof Error && /blocked\.pid/.test(error.message), String(error));
+    // Our plugins lead their own process group; one left over is a leak.
+    const leaked = [...ownChildren()].filter(([pid, pgrp]) => pid === pgrp && !before.has(pid));
+    for (const [pid] of leaked) process.kill(-pid, "SIGKILL");
+    assert.deepEqual(leaked, []);
+  });
+
+  it("shows the usage text of a plugin that rejects its flags once", async () => {
+    using dir = tempDir();
+    const { logger, entries } = memoryLogger();
+    const error = await spawn({
+      name: "echo",
+      dir: dir.path,
+      exe: echoGuest.exe,
+      args: [...echoGuest.args, "--bogus"],
+      service: EchoService,
+      logger,
+    }).catch((e) => e);
+    assert.ok(error instanceof PluginStartError, String(error));
+    assert.equal(error.exit?.code, 2);
+    const everything = [...entries.map((e) => e.message), error.message].join("\n");
+    assert.equal(everything.split("Usage: echo [flags]").length - 1, 1, everything);
+    assert.ok(error.lastLines.includes("Usage: echo [flags]"), "lastLines keep it");
+  });
+
+  it("repeats in the error only the last lines its log did not show", async () => {
+    using dir = tempDir();
+    const log: string[] = [];
+    const script = `${dir.path}/dies.sh`;
+    writeFileSync(script, `#!/bin/sh\necho quiet stdout line\necho "fatal: loud" >&2\nexit 3\n`, {
+      mode: 0o755,
+    });
+    const error = await spawn({
+      name: "dies",
+      dir: dir.path,
+      exe: script,
+      service: EchoService,
+      // Stdout lines are mirrored at info, which a warn logger drops.
+      logger: new Logger({ level: LogLevel.Warn, write: (line) => log.push(line) }),
+    }).catch((e) => e);
+    assert.ok(error instanceof PluginStartError, String(error));
+    assert.match(error.message, /not shown in the log:\n {2}quiet stdout line$/);
+    assert.ok(!error.message.includes("fatal: loud"));
+    assert.ok(log.some((line) => line.includes("fatal: loud")));
   });
 });

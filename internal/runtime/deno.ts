@@ -26,6 +26,7 @@ import type {
   ServeHttpOptions,
   SpawnChildOptions,
 } from "./types.ts";
+import denoConfig from "../../deno.json" with { type: "json" };
 
 export type * from "./types.ts";
 
@@ -163,8 +164,18 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       const staging = `${address.path}~`;
       await Deno.remove(staging).catch(() => {});
       const server = Deno.serve({ ...common, path: staging }, handler);
-      await Deno.chmod(staging, 0o600);
-      await Deno.rename(staging, address.path);
+      try {
+        await Deno.chmod(staging, 0o600);
+        await Deno.rename(staging, address.path);
+      } catch (error) {
+        // Left running, the server would hold the process open, listening where no
+        // client looks.
+        await server.shutdown();
+        await Deno.remove(staging).catch(() => {});
+        if (error instanceof Deno.errors.NotCapable) throw error;
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new Error(`cannot put the socket in place at ${where}: ${reason}`, { cause: error });
+      }
       return {
         address,
         shutdown: () => server.shutdown(),
@@ -381,16 +392,37 @@ export function signalPid(pid: number, signal: "SIGTERM" | "SIGKILL"): boolean {
   }
 }
 
-/** The command line of a live process (Linux /proc), or undefined if it is gone. */
-export async function processCommandLine(pid: number): Promise<string[] | undefined> {
+/**
+ * The command line of a live process, its arguments joined by spaces (as `ps` shows
+ * them), or undefined if it is gone; throws when it cannot tell. Deno 2.9 lets only
+ * `--allow-all` read another process's /proc/<pid>/cmdline, so without it `ps` is
+ * asked, which `--allow-run` covers.
+ */
+export async function processCommandLine(pid: number): Promise<string | undefined> {
   try {
     const raw = await Deno.readTextFile(`/proc/${pid}/cmdline`);
     if (raw === "") return undefined; // a zombie has no command line
-    return raw.replace(/\0$/, "").split("\0");
+    return raw.replace(/\0$/, "").replaceAll("\0", " ");
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
-    throw explainPermission(error, "--allow-read", `read /proc/${pid}/cmdline`);
+    if (
+      !(error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied)
+    ) throw error;
   }
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command("ps", {
+      args: ["-ww", "-o", "args=", "-p", String(pid)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+  } catch (error) {
+    throw explainPermission(error, "--allow-run", `ask ps what process ${pid} runs`);
+  }
+  const text = new TextDecoder().decode(output.stdout).trim();
+  // ps exits 1 and prints nothing when there is no such process.
+  return output.success && text !== "" ? text : undefined;
 }
 
 /** The real path of `path`, or `path` itself if it cannot be resolved. */
@@ -439,6 +471,25 @@ export async function removeFile(path: string): Promise<void> {
     if (error instanceof Deno.errors.NotFound) return;
     throw explainPermission(error, "--allow-write", `remove ${path}`);
   }
+}
+
+/**
+ * Writes a file only its owner can read (mode 0600), replacing any file at `path`:
+ * removed first, then created anew, so that an old file's wider mode (or a link put
+ * there) is never reused.
+ */
+export async function writeSecretFile(path: string, text: string): Promise<void> {
+  try {
+    await removeFile(path);
+    await Deno.writeTextFile(path, text, { createNew: true, mode: 0o600 });
+  } catch (error) {
+    throw explainPermission(error, "--allow-write", `write ${path}`);
+  }
+}
+
+/** This package's version: deno.json's, the one source the npm build copies too. */
+export function packageVersion(): string {
+  return denoConfig.version;
 }
 
 /** All of stdin as text (for a CLI reading a message from a pipe). */

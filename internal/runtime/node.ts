@@ -10,6 +10,7 @@ import { spawn } from "node:child_process";
 import { chmod, mkdir, readFile, realpath, rename, rm, writeFile } from "node:fs/promises";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import { connect as netConnect, createServer as createNetServer, type Socket } from "node:net";
@@ -299,14 +300,29 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
     await rm(staging, { force: true });
   }
   return new Promise((resolve, reject) => {
-    server.once("error", (error: Error) => {
+    const onListenError = (error: Error) => {
       reject(new Error(`cannot listen on ${where}: ${error.message}`, { cause: error }));
-    });
+    };
+    server.once("error", onListenError);
     const onListening = async () => {
+      // From here on the promise is settled: a later server error is the log's.
+      server.off("error", onListenError);
+      server.on("error", options.onError);
       let bound: BindAddress = address;
       if (address.kind === "unix") {
-        await chmod(staging, 0o600);
-        await rename(staging, address.path);
+        try {
+          await chmod(staging, 0o600);
+          await rename(staging, address.path);
+        } catch (error) {
+          // Unheard, this was an unhandled rejection and serve() never settled.
+          server.close();
+          await rm(staging, { force: true }).catch(() => {});
+          const reason = error instanceof Error ? error.message : String(error);
+          reject(
+            new Error(`cannot put the socket in place at ${where}: ${reason}`, { cause: error }),
+          );
+          return;
+        }
       } else {
         const info = server.address();
         const port = typeof info === "object" && info ? info.port : address.port;
@@ -865,11 +881,29 @@ export function signalPid(pid: number, signal: "SIGTERM" | "SIGKILL"): boolean {
   }
 }
 
-/** The command line of a live process (Linux /proc), or undefined if it is gone. */
-export async function processCommandLine(pid: number): Promise<string[] | undefined> {
-  const raw = await readTextFile(`/proc/${pid}/cmdline`);
-  if (!raw) return undefined; // gone, or a zombie (which has no command line)
-  return raw.replace(/\0$/, "").split("\0");
+/**
+ * The command line of a live process, its arguments joined by spaces (as `ps` shows
+ * them), or undefined if it is gone; throws when it cannot tell. Linux's /proc is read
+ * where there is one; elsewhere `ps` is asked.
+ */
+export async function processCommandLine(pid: number): Promise<string | undefined> {
+  if ((await readTextFile("/proc/self/cmdline").catch(() => undefined)) !== undefined) {
+    const raw = await readTextFile(`/proc/${pid}/cmdline`);
+    if (!raw) return undefined; // gone, or a zombie (which has no command line)
+    return raw.replace(/\0$/, "").replaceAll("\0", " ");
+  }
+  const ps = spawn("ps", ["-ww", "-o", "args=", "-p", String(pid)], {
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  let text = "";
+  ps.stdout!.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    ps.once("error", reject);
+    ps.once("close", resolve);
+  });
+  // ps exits 1 and prints nothing when there is no such process.
+  text = text.trim();
+  return code === 0 && text !== "" ? text : undefined;
 }
 
 /** The real path of `path`, or `path` itself if it cannot be resolved. */
@@ -905,6 +939,24 @@ export async function writeTextFile(path: string, text: string): Promise<void> {
 /** Removes a file if it exists. */
 export async function removeFile(path: string): Promise<void> {
   await rm(path, { force: true });
+}
+
+/**
+ * Writes a file only its owner can read (mode 0600), replacing any file at `path`:
+ * removed first, then created anew, so that an old file's wider mode (or a link put
+ * there) is never reused.
+ */
+export async function writeSecretFile(path: string, text: string): Promise<void> {
+  await rm(path, { force: true });
+  await writeFile(path, text, { flag: "wx", mode: 0o600 });
+}
+
+/**
+ * This package's version, from the package.json beside the compiled files (the npm
+ * build writes deno.json's version there).
+ */
+export function packageVersion(): string {
+  return (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
 }
 
 /** HTTP/2 connections a client of a plugin spreads its unary calls over. */
