@@ -1,9 +1,12 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { runToEnd } from "./_helpers.ts";
+import { repoRoot, runToEnd } from "./_helpers.ts";
 
 const demoHost = fileURLToPath(new URL("../examples/echo/host.ts", import.meta.url));
 const echoPlugin = fileURLToPath(new URL("../examples/echo/plugin.ts", import.meta.url));
@@ -32,6 +35,34 @@ describe("the examples", { skip: !onDeno && "Deno permissions only" }, () => {
     assert.match(stdout, /Count\(5\) streamed 1, 2, 3, 4, 5/);
     assert.match(stdout, /stopped with exit code 0/);
     assert.match(stderr, /echo: echo plugin starting/, "the plugin's log was mirrored");
+  });
+
+  it("runs the demo on a fresh machine without an error line (nothing cached yet)", async () => {
+    // A clean clone (no node_modules/) and an empty DENO_DIR: on a first run Deno
+    // downloads the plugin's dependencies, and those lines must not reach the screen
+    // as the plugin's errors.
+    const scratch = mkdtempSync(join(tmpdir(), "echo-demo-fresh-"));
+    try {
+      const clone = join(scratch, "repo");
+      const files = execFileSync("git", ["ls-files", "-z"], { cwd: repoRoot, encoding: "utf8" })
+        .split("\0").filter((file) => file !== "");
+      for (const file of files) {
+        mkdirSync(dirname(join(clone, file)), { recursive: true });
+        cpSync(join(repoRoot, file), join(clone, file));
+      }
+      const child = spawn(process.execPath, ["task", "demo"], {
+        cwd: clone,
+        env: { ...process.env, DENO_DIR: join(scratch, "deno_dir"), NO_COLOR: "1" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const { code, stdout, stderr } = await runToEnd(child);
+      assert.equal(code, 0, stderr);
+      assert.match(stdout, /stopped with exit code 0/);
+      const errors = `${stdout}\n${stderr}`.split("\n").filter((line) => /^\s*error\b/i.test(line));
+      assert.deepEqual(errors, [], stderr);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 
   it("names --allow-run when the host may not run the plugin", async () => {

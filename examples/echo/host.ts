@@ -20,7 +20,9 @@ try {
     name: "echo",
     dir,
     exe: Deno.execPath(),
-    args: ["run", "--allow-net=127.0.0.1", "--allow-env", pluginScript],
+    // --quiet: Deno's own progress lines (a download on a first run) would reach the
+    // plugin's stderr, which the host mirrors as the plugin's errors.
+    args: ["run", "--quiet", "--allow-net=127.0.0.1", "--allow-env", pluginScript],
     env: { ECHO_GREETING: "hello," },
     service: EchoService,
   });
