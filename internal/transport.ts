@@ -183,12 +183,14 @@ async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
  * console.assert(looksLikeGrpcServer(500, "text/plain; charset=utf-8"));
  * console.assert(!looksLikeGrpcServer(503, "application/json"));
  * console.assert(!looksLikeGrpcServer(404, "text/plain"));
+ * console.assert(!looksLikeGrpcServer(200, "application/connect+proto"));
  * ```
  */
 export function looksLikeGrpcServer(status: number, contentType: string): boolean {
   const mediaType = contentType.split(";")[0].trim().toLowerCase();
   if (/^application\/grpc(\+|$)/.test(mediaType) || status === 415) return true;
   if (status === 404) return false;
-  if (status === 200) return mediaType !== "application/proto" && mediaType !== "application/json";
+  // Connect's streams answer 200 with application/connect+proto (or +json).
+  if (status === 200) return !/^application\/(connect\+)?(proto|json)$/.test(mediaType);
   return mediaType !== "application/json";
 }
