@@ -39,10 +39,14 @@ import {
   exitProcess,
   isMainModule,
   onTerminationSignal,
+  packageVersion,
   processArgs,
   processEnv,
   readStdinText,
+  readTextFile,
+  removeFile,
   stderrIsTerminal,
+  writeSecretFile,
   writeStderr,
   writeStdout,
 } from "./internal/runtime/deno.ts";
@@ -76,6 +80,12 @@ const EXIT_CODES = `Exit codes:
   3    the plugin could not be started or reached, or was not ready
   130  interrupted before the plugin was ready`;
 
+const JSON_ERRORS =
+  `With --json, a failure is one line on stdout too: {"error":{"code":C,"message":M}},
+where C is the plugin's RPC code when it answered with an error (exit 1, e.g.
+"not_found"), "usage" for bad usage (exit 2) or "unavailable" (exit 3). Only options
+before -- count: a --json after it is the plugin's.`;
+
 const HELP: Record<string, string> = {
   main: `ftl-plugin: run, inspect and call FTL plugins.
 
@@ -83,6 +93,7 @@ Usage:
   ftl-plugin run [options] -- <exe> [args…]
   ftl-plugin call [options] <exe|URL> <package.Service/Method> [JSON|-] [-- args…]
   ftl-plugin ping [options] <URL>
+  ftl-plugin version              (or --version) this package's version
 
 Run "ftl-plugin <command> --help" for a command's options.
 
@@ -103,12 +114,20 @@ Options:
   --timeout D      how long to wait until it is ready (default 30s)
   --service S      ping S (package.Service) for readiness instead of finding it by reflection
   --protocol P     auto, connect, grpc or grpc-web (default auto)
+  --token-file F    write the plugin's token to F (mode 0600) once it is ready, for
+                   "ftl-plugin call --token-file F"; F is removed when run ends
   --no-auth        no per-plugin token, so that others can call it (default: a token)
-  --log-level L    trace, debug, info, warn or error (default info)
+  --log-level L    trace, debug, info, warn, error or default (default info)
   --json           one JSON object per event on stdout, logs as JSON on stderr
   -h, --help       this help
 
+The plugin gets a fresh random token, as under the host library, and refuses calls
+without it (health checks excepted): to call it from elsewhere, use --token-file, or
+--no-auth. The token is never printed.
+
 Durations are Go-style: 500ms, 30s, 2m, 1m30s.
+
+${JSON_ERRORS}
 
 ${EXIT_CODES}
 `,
@@ -119,11 +138,14 @@ Usage:
 
 The target is a running plugin's URL (http://host:port or unix:///path) or an
 executable, which is started with the arguments after --, called, and stopped. The
-schema comes from the plugin's reflection. JSON defaults to {}; "-" reads it from
-stdin. A server-streaming method prints each message as it arrives.
+schema comes from the plugin's reflection, except for grpc.health.v1.Health and any
+service's Ping (FTL's), whose schemas are known: they need no reflection (nor, for
+health, a token). JSON defaults to {}; "-" reads it from stdin. A server-streaming
+method prints each message as it arrives.
 
 Options:
   --token T        the plugin's token (default: $FTL_PLUGIN_TOKEN)
+  --token-file F   read the token from F (as written by run --token-file)
   --timeout D      deadline for the call, and for an executable to be ready (default 30s)
   --service S      (executable) ping S for readiness instead of finding it by reflection
   --protocol P     auto, connect, grpc or grpc-web (default auto)
@@ -131,6 +153,8 @@ Options:
   --log-level L    (executable) level of its mirrored logs (default warn)
   --json           compact output: one JSON value per line; errors as JSON too
   -h, --help       this help
+
+${JSON_ERRORS}
 
 ${EXIT_CODES}
 `,
@@ -144,28 +168,46 @@ Calls the plugin's Ping (the service is found by reflection, or given with
 
 Options:
   --token T        the plugin's token (default: $FTL_PLUGIN_TOKEN)
+  --token-file F   read the token from F (as written by run --token-file)
   --service S      the service whose Ping to call (package.Service)
   --wait D         keep asking until it is ready or D has passed (default: ask once)
   --protocol P     auto, connect, grpc or grpc-web (default auto)
-  --json           {"ready": …} on stdout
+  --json           {"ready":true,…} or {"ready":false,"reason":…} on stdout
   -h, --help       this help
+
+${JSON_ERRORS}
 
 ${EXIT_CODES}
 `,
 };
 
-/** A failure that ends the command with `code` after printing `message`. */
+/**
+ * A failure that ends the command with `code` after printing `message` (and `hint`,
+ * on a terminal's line of its own; JSON output leaves it out).
+ */
 class CliError extends Error {
-  constructor(message: string, readonly code: number) {
+  constructor(message: string, readonly code: number, readonly hint?: string) {
     super(message);
   }
 }
 
 const usage = (message: string, command = "main") =>
   new CliError(
-    `${message}\nRun "ftl-plugin ${command === "main" ? "" : `${command} `}--help".`,
+    message,
     ExitCode.Usage,
+    `Run "ftl-plugin ${command === "main" ? "" : `${command} `}--help".`,
   );
+
+/** The `code` of a JSON error for a failure of the CLI's own, by its exit code. */
+function errorCodeName(exit: number): string {
+  return exit === ExitCode.Usage ? "usage" : "unavailable";
+}
+
+/** The CLI's own arguments: those before `--` (after it they are the plugin's). */
+function ownArgs(args: readonly string[]): readonly string[] {
+  const dash = args.indexOf("--");
+  return dash === -1 ? args : args.slice(0, dash);
+}
 
 /**
  * Runs `ftl-plugin` with `args` (without the program name) and resolves its exit code.
@@ -181,7 +223,7 @@ const usage = (message: string, command = "main") =>
  */
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
-  const json = rest.includes("--json");
+  const json = ownArgs(args).includes("--json");
   try {
     switch (command) {
       case "run":
@@ -190,6 +232,9 @@ export async function main(args: string[]): Promise<number> {
         return await callCommand(rest);
       case "ping":
         return await pingCommand(rest);
+      case "version":
+      case "--version":
+        return versionCommand(rest);
       case undefined:
       case "help":
       case "-h":
@@ -200,17 +245,28 @@ export async function main(args: string[]): Promise<number> {
         throw usage(`unknown command ${JSON.stringify(command)}`);
     }
   } catch (error) {
-    if (error instanceof CliError) {
-      if (json && error.code !== ExitCode.Usage) {
-        writeStdout(JSON.stringify({ error: { message: error.message } }) + "\n");
-      } else {
-        writeStderr(`ftl-plugin: ${error.message}\n`);
-      }
-      return error.code;
+    const failure = error instanceof CliError
+      ? error
+      : new CliError(errorText(error), ExitCode.Unavailable);
+    if (json) {
+      const code = errorCodeName(failure.code);
+      writeStdout(JSON.stringify({ error: { code, message: failure.message } }) + "\n");
+    } else {
+      const hint = failure.hint ? `\n${failure.hint}` : "";
+      writeStderr(`ftl-plugin: ${failure.message}${hint}\n`);
     }
-    writeStderr(`ftl-plugin: ${errorText(error)}\n`);
-    return ExitCode.Unavailable;
+    return failure.code;
   }
+}
+
+function versionCommand(args: string[]): number {
+  const extra = args.find((a) => a !== "--json");
+  if (extra !== undefined) throw usage(`version takes no arguments, not ${JSON.stringify(extra)}`);
+  const version = packageVersion();
+  writeStdout(
+    args.includes("--json") ? JSON.stringify({ version }) + "\n" : `ftl-plugin ${version}\n`,
+  );
+  return ExitCode.Ok;
 }
 
 // ------------------------------------------------------------------ options
@@ -222,6 +278,7 @@ const commonOptions = {
   service: { type: "string" },
   timeout: { type: "string" },
   token: { type: "string" },
+  "token-file": { type: "string" },
   dir: { type: "string" },
   name: { type: "string" },
   bind: { type: "string" },
@@ -344,13 +401,40 @@ function parseTarget(command: string, target: string): URL {
 
 // ------------------------------------------------------------------ output
 
+/**
+ * Lines written to a terminal below a status line (the spinner's), which stays last:
+ * a line written while the status shows replaces it, and the status is drawn again
+ * under it. Written straight, a log line would start where the spinner's text ends.
+ */
+class StatusLine {
+  #status: string | undefined;
+  readonly #write: (text: string) => void;
+
+  constructor(write: (text: string) => void) {
+    this.#write = write;
+  }
+
+  /** Draws `status` in place of the current one; `undefined` clears the line. */
+  set(status: string | undefined): void {
+    this.#status = status;
+    this.#write(`\r\x1b[2K${status ?? ""}`);
+  }
+
+  /** Writes `text` (whole lines) above the status line. */
+  print(text: string): void {
+    this.#write(this.#status === undefined ? text : `\r\x1b[2K${text}${this.#status}`);
+  }
+}
+
+const stderrStatus = new StatusLine(writeStderr);
+
 function logger(json: boolean, level: LogLevel): Logger {
   const tty = stderrIsTerminal();
   return new Logger({
     level,
     format: json || !tty ? "json" : "text",
     color: tty,
-    write: writeStderr,
+    write: (line) => stderrStatus.print(line),
   });
 }
 
@@ -363,12 +447,12 @@ function waiting(text: string, json: boolean): () => void {
   }
   const frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏";
   let i = 0;
-  const draw = () => writeStderr(`\r\x1b[2K${frames[i++ % frames.length]} ${text}…`);
+  const draw = () => stderrStatus.set(`${frames[i++ % frames.length]} ${text}…`);
   draw();
   const timer = setInterval(draw, 80);
   return () => {
     clearInterval(timer);
-    writeStderr("\r\x1b[2K");
+    stderrStatus.set(undefined);
   };
 }
 
@@ -516,12 +600,18 @@ class Connection {
     });
   }
 
+  /** Whether the plugin answered like a gRPC-only server, so that run would try again. */
+  get switching(): boolean {
+    return this.#auto && this.#detected;
+  }
+
   /** Runs `use`, once more over gRPC if the plugin turned out to speak only gRPC. */
   async run<T>(use: (transport: Transport) => Promise<T>): Promise<T> {
     try {
       return await use(this.#transport.transport);
     } catch (error) {
-      if (!this.#auto || !this.#detected) throw error;
+      // A CliError is the answer understood (no such method, say), not a protocol's failure.
+      if (!this.#auto || !this.#detected || error instanceof CliError) throw error;
       this.#transport.close();
       this.#transport = this.#open("grpc");
       this.#detected = false;
@@ -534,8 +624,27 @@ class Connection {
   }
 }
 
-function tokenOption(values: Values): string | undefined {
-  return values.token ?? (processEnv().FTL_PLUGIN_TOKEN || undefined);
+async function tokenOption(command: string, values: Values): Promise<string | undefined> {
+  const file = values["token-file"];
+  if (file === undefined) return values.token ?? (processEnv().FTL_PLUGIN_TOKEN || undefined);
+  if (values.token !== undefined) {
+    throw usage("--token and --token-file do not go together: give one", command);
+  }
+  let text;
+  try {
+    text = await readTextFile(file);
+  } catch (error) {
+    throw usage(`--token-file: cannot read ${file}: ${errorText(error)}`, command);
+  }
+  const token = text?.trim();
+  if (!token) {
+    throw usage(
+      `--token-file: ${file} ${text === undefined ? "does not exist" : "is empty"}` +
+        " (run --token-file writes it once the plugin is ready, and removes it when run ends)",
+      command,
+    );
+  }
+  return token;
 }
 
 function unavailable(error: unknown): CliError {
@@ -557,8 +666,30 @@ function unavailable(error: unknown): CliError {
   return new CliError(`${codeToString(e.code)}: ${e.rawMessage}${hint}`, ExitCode.Unavailable);
 }
 
-const TOKEN_HINT =
-  " (pass its token with --token or $FTL_PLUGIN_TOKEN, or start it with run --no-auth)";
+const TOKEN_HINT = " (pass its token with --token, --token-file or $FTL_PLUGIN_TOKEN; " +
+  "run --token-file F saves it; run --no-auth starts a plugin without one)";
+
+/** 32 random bytes, base64url: a plugin's token, as the host library makes them. */
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/** `transport`, sending `authorization: Bearer <token>` on every call. */
+function withToken(transport: Transport, token: string): Transport {
+  const header = (init: ConstructorParameters<typeof Headers>[0]) => {
+    const headers = new Headers(init);
+    headers.set("authorization", `Bearer ${token}`);
+    return headers;
+  };
+  return {
+    unary: (method, signal, timeoutMs, init, input, contextValues) =>
+      transport.unary(method, signal, timeoutMs, header(init), input, contextValues),
+    stream: (method, signal, timeoutMs, init, input, contextValues) =>
+      transport.stream(method, signal, timeoutMs, header(init), input, contextValues),
+  };
+}
 
 function baseName(path: string): string {
   const base = path.split("/").pop() ?? path;
@@ -595,7 +726,8 @@ interface StartOptions {
   timeout: number;
   protocol: WireProtocol | "auto";
   bind: "tcp" | "unix";
-  auth: boolean;
+  /** The plugin's token, made here (not by spawn) so that run can hand it out; none: no auth. */
+  token: string | undefined;
   json: boolean;
   onSignal?: () => void;
 }
@@ -606,6 +738,8 @@ interface StartOptions {
  */
 async function startPlugin(options: StartOptions): Promise<{
   plugin?: Plugin<PingableService>;
+  /** The plugin's transport, its token included. */
+  transport?: Transport;
   interrupted: AbortSignal;
   removeSignals: () => void;
 }> {
@@ -616,6 +750,8 @@ async function startPlugin(options: StartOptions): Promise<{
     options.onSignal?.();
   });
   const done = waiting(`starting ${options.name}`, options.json);
+  const authorized = (transport: Transport) =>
+    options.token === undefined ? transport : withToken(transport, options.token);
   try {
     const plugin = await spawn({
       name: options.name,
@@ -626,7 +762,7 @@ async function startPlugin(options: StartOptions): Promise<{
       service: pingService(options.service ?? "ftl.plugin.cli.Unknown") as PingableService,
       readiness: async (transport, signal) => {
         try {
-          return await readiness(transport, signal, options.service, options.found);
+          return await readiness(authorized(transport), signal, options.service, options.found);
         } catch (error) {
           // Waiting longer would not help: stop now, with the reason.
           if (error instanceof CliError) giveUp.abort(error);
@@ -637,10 +773,18 @@ async function startPlugin(options: StartOptions): Promise<{
       startTimeout: options.timeout,
       protocol: options.protocol,
       bind: options.bind,
-      auth: options.auth,
+      // The token goes as spawn's own would; an empty one also keeps a token in this
+      // process's environment (for call) from reaching a plugin started without one.
+      auth: false,
+      env: { FTL_PLUGIN_TOKEN: options.token ?? "" },
       signal: AbortSignal.any([interrupted.signal, giveUp.signal]),
     });
-    return { plugin, interrupted: interrupted.signal, removeSignals };
+    return {
+      plugin,
+      transport: authorized(plugin.transport),
+      interrupted: interrupted.signal,
+      removeSignals,
+    };
   } catch (error) {
     removeSignals();
     if (giveUp.signal.aborted) throw giveUp.signal.reason;
@@ -663,6 +807,7 @@ async function runCommand(args: string[]): Promise<number> {
     "service",
     "protocol",
     "no-auth",
+    "token-file",
     "log-level",
   ]);
   if (values.help) {
@@ -684,11 +829,21 @@ async function runCommand(args: string[]): Promise<number> {
   }
   const name = values.name ?? pluginName(exe, exeArgs);
   const log = logger(json, logLevelOption("run", values, 9));
+  const auth = values["no-auth"] !== true;
+  const tokenFile = values["token-file"];
+  if (tokenFile !== undefined && !auth) {
+    throw usage(
+      "--token-file and --no-auth do not go together: without auth there is no token",
+      "run",
+    );
+  }
+  if (tokenFile === "") throw usage("--token-file needs a path", "run");
+  const token = auth ? randomToken() : undefined;
 
   let stopRequested: (() => void) | undefined;
   const started = performance.now();
   const found: Found = {};
-  const { plugin, interrupted, removeSignals } = await startPlugin({
+  const { plugin, transport, interrupted, removeSignals } = await startPlugin({
     name,
     dir: values.dir ?? ".",
     exe,
@@ -699,16 +854,25 @@ async function runCommand(args: string[]): Promise<number> {
     timeout,
     protocol,
     bind,
-    auth: values["no-auth"] !== true,
+    token,
     json,
     onSignal: () => stopRequested?.(),
   });
-  if (!plugin) return ExitCode.Interrupted;
+  if (!plugin || !transport) return ExitCode.Interrupted;
   const readyMs = performance.now() - started;
+  let wroteTokenFile = false;
   try {
+    if (tokenFile !== undefined && token !== undefined) {
+      try {
+        await writeSecretFile(tokenFile, token + "\n");
+        wroteTokenFile = true;
+      } catch (error) {
+        throw usage(`--token-file: cannot write ${tokenFile}: ${errorText(error)}`, "run");
+      }
+    }
     // Reflection answered during readiness unless --service skipped it.
     const inv: Inventory = found.inventory ??
-      await inventory(plugin.transport).catch((error) => ({
+      await inventory(transport).catch((error) => ({
         unknown: `reflection failed: ${errorText(error)}`,
       }));
     if (json) {
@@ -721,12 +885,19 @@ async function runCommand(args: string[]): Promise<number> {
           protocol: plugin.protocol,
           readyMs: Math.round(readyMs * 10) / 10,
           readiness: found.via,
+          auth,
+          ...(tokenFile !== undefined ? { tokenFile } : {}),
           services: inv.services ?? null,
           ...(inv.unknown ? { servicesUnknown: inv.unknown } : {}),
         }) + "\n",
       );
     } else {
-      writeStdout(describeReady(name, plugin, readyMs, inv, found.via));
+      const authText = !auth
+        ? "none (--no-auth)"
+        : tokenFile !== undefined
+        ? `a token, in ${tokenFile} (call --token-file ${tokenFile} …)`
+        : "a token (run --token-file F saves it for callers; --no-auth: none)";
+      writeStdout(describeReady(name, plugin, readyMs, inv, found.via, authText));
     }
     const stopped = new Promise<"stopped">((resolve) => {
       stopRequested = () => resolve("stopped");
@@ -746,6 +917,10 @@ async function runCommand(args: string[]): Promise<number> {
   } finally {
     removeSignals();
     await plugin.stop();
+    // The token died with the plugin; a file another run has since rewritten is theirs.
+    if (wroteTokenFile && (await readTextFile(tokenFile!).catch(() => ""))?.trim() === token) {
+      await removeFile(tokenFile!).catch(() => {});
+    }
   }
 }
 
@@ -755,12 +930,14 @@ function describeReady(
   readyMs: number,
   inv: Inventory,
   via: string | undefined,
+  auth: string,
 ): string {
   const lines = [
     `${name} is ready (${readyMs.toFixed(0)} ms)`,
     `  endpoint   ${endpointText(plugin.endpoint)}`,
     `  protocol   ${plugin.protocol}`,
     `  pid        ${plugin.pid}`,
+    `  auth       ${auth}`,
   ];
   if (via) lines.push(`  readiness  ${via}`);
   if (inv.services) {
@@ -787,6 +964,7 @@ async function callCommand(args: string[]): Promise<number> {
   const dash = args.indexOf("--");
   const { values, positionals } = parse("call", dash === -1 ? args : args.slice(0, dash), [
     "token",
+    "token-file",
     "timeout",
     "service",
     "protocol",
@@ -823,17 +1001,30 @@ async function callCommand(args: string[]): Promise<number> {
 
   if (isUrl(target)) {
     if (exeArgs.length > 0) throw usage("arguments after -- are for an executable target", "call");
-    const connection = new Connection(parseTarget("call", target), protocol, tokenOption(values));
+    const connection = new Connection(
+      parseTarget("call", target),
+      protocol,
+      await tokenOption("call", values),
+    );
     try {
       return await connection.run((transport) =>
-        invoke(transport, serviceName, method, body, timeout, json)
+        invoke(
+          transport,
+          serviceName,
+          method,
+          body,
+          timeout,
+          json,
+          undefined,
+          () => connection.switching,
+        )
       );
     } finally {
       connection.close();
     }
   }
 
-  const { plugin, interrupted, removeSignals } = await startPlugin({
+  const { plugin, transport, interrupted, removeSignals } = await startPlugin({
     name: pluginName(target, exeArgs),
     dir: values.dir ?? ".",
     exe: target,
@@ -844,13 +1035,13 @@ async function callCommand(args: string[]): Promise<number> {
     timeout,
     protocol,
     bind: "tcp",
-    auth: true,
+    token: randomToken(),
     json,
   });
-  if (!plugin) return ExitCode.Interrupted;
+  if (!plugin || !transport) return ExitCode.Interrupted;
   try {
     return await invoke(
-      plugin.transport,
+      transport,
       serviceName,
       method,
       body,
@@ -880,8 +1071,21 @@ function splitMethod(text: string): [string, string] {
   return [service, method];
 }
 
-/** The descriptor of `service`: from reflection, or known without it (Ping, health). */
-async function describe(transport: Transport, service: string, method: string) {
+/**
+ * The descriptor of `service`: known for grpc.health.v1 and FTL's Ping, else from
+ * reflection. The known ones never ask reflection: a plugin may serve none, and ours
+ * want the token for it while they answer health without one.
+ */
+async function describe(
+  transport: Transport,
+  service: string,
+  method: string,
+): Promise<{ desc: DescService; method: DescMethod; registry?: Registry }> {
+  if (service === Health.typeName) return { desc: Health, method: methodOf(Health, method) };
+  if (method === "Ping" || method === "ping") {
+    const desc = pingService(service);
+    return { desc, method: methodOf(desc, method) };
+  }
   let registry: Registry | undefined;
   let why: string;
   try {
@@ -894,25 +1098,27 @@ async function describe(transport: Transport, service: string, method: string) {
       ? `the plugin does not serve ${service}`
       : "the plugin serves no reflection";
   }
-  let desc = registry?.getService(service);
-  if (!desc && service === Health.typeName) desc = Health;
-  if (!desc && method === "Ping" && why === "the plugin serves no reflection") {
-    desc = pingService(service);
-  }
+  const desc = registry?.getService(service);
   if (!desc) {
     throw new CliError(
       `cannot call ${service}/${method}: ${why || `the plugin does not serve ${service}`}`,
       ExitCode.Usage,
     );
   }
+  return { desc, method: methodOf(desc, method), registry };
+}
+
+function methodOf(desc: DescService, method: string): DescMethod {
   const found = desc.methods.find((m) => m.name === method || m.localName === method);
   if (!found) {
     throw new CliError(
-      `${service} has no method ${method}; it has ${desc.methods.map((m) => m.name).join(", ")}`,
+      `${desc.typeName} has no method ${method}; it has ${
+        desc.methods.map((m) => m.name).join(", ")
+      }`,
       ExitCode.Usage,
     );
   }
-  return { desc, method: found, registry };
+  return found;
 }
 
 async function invoke(
@@ -923,11 +1129,13 @@ async function invoke(
   timeoutMs: number,
   json: boolean,
   signal?: AbortSignal,
+  wrongProtocol?: () => boolean,
 ): Promise<number> {
   let described;
   try {
     described = await describe(transport, serviceName, methodName);
   } catch (error) {
+    if (wrongProtocol?.()) throw error;
     throw unavailable(error);
   }
   const { desc, method, registry } = described;
@@ -969,6 +1177,8 @@ async function invoke(
     }
     return ExitCode.Ok;
   } catch (error) {
+    // Not the plugin's answer: it speaks another protocol, and the caller tries that.
+    if (wrongProtocol?.()) throw error;
     const e = ConnectError.from(error);
     if (e.code === Code.Unavailable) throw unavailable(e);
     if (json) {
@@ -976,7 +1186,8 @@ async function invoke(
         JSON.stringify({ error: { code: codeToString(e.code), message: e.rawMessage } }) + "\n",
       );
     } else {
-      writeStderr(`error: ${codeToString(e.code)}: ${e.rawMessage}\n`);
+      const hint = e.code === Code.Unauthenticated ? TOKEN_HINT : "";
+      writeStderr(`error: ${codeToString(e.code)}: ${e.rawMessage}${hint}\n`);
     }
     return ExitCode.CallFailed;
   }
@@ -985,7 +1196,13 @@ async function invoke(
 // ------------------------------------------------------------------ ping
 
 async function pingCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parse("ping", args, ["token", "service", "wait", "protocol"]);
+  const { values, positionals } = parse("ping", args, [
+    "token",
+    "token-file",
+    "service",
+    "wait",
+    "protocol",
+  ]);
   if (values.help) {
     writeStdout(HELP.ping);
     return ExitCode.Ok;
@@ -1005,7 +1222,7 @@ async function pingCommand(args: string[]): Promise<number> {
   const connection = new Connection(
     parseTarget("ping", target),
     protocolOption("ping", values),
-    tokenOption(values),
+    await tokenOption("ping", values),
   );
   const started = performance.now();
   const deadline = started + wait;
@@ -1044,8 +1261,7 @@ async function pingCommand(args: string[]): Promise<number> {
         const e = ConnectError.from(error);
         last = `${codeToString(e.code)}: ${e.rawMessage}`;
         if (e.code === Code.Unauthenticated) {
-          last +=
-            " (pass its token with --token or $FTL_PLUGIN_TOKEN, or start it with run --no-auth)";
+          last += TOKEN_HINT;
           break;
         }
       }

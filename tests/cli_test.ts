@@ -3,7 +3,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
@@ -11,6 +11,7 @@ import {
   echoGuestCommand,
   isGone,
   onDeno,
+  repoRoot,
   runToEnd,
   scriptCommand,
   tempDir,
@@ -384,5 +385,157 @@ describe("ftl-plugin", () => {
       await stopRun(running);
       await killRun(running);
     }
+  });
+
+  it("prints the package version (deno.json's, which the npm build's package.json gets)", async () => {
+    const { version } = JSON.parse(readFileSync(join(repoRoot, "deno.json"), "utf8"));
+    assert.match(version, /^\d+\.\d+\.\d+/);
+    for (const args of [["--version"], ["version"]]) {
+      const { code, stdout, stderr } = await ftlPlugin(args);
+      assert.equal(code, 0, stderr);
+      assert.equal(stdout, `ftl-plugin ${version}\n`);
+    }
+    const json = await ftlPlugin(["version", "--json"]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout), { version });
+  });
+
+  it("with --json, prints usage errors as JSON on stdout, exit 2", async () => {
+    const cases: [string[], RegExp][] = [
+      [["call", "--json", "http://127.0.0.1:1", "NoSlash"], /is not a method/],
+      [["call", "--json", "http://127.0.0.1:1", "a.B/C", "{not json"], /the message is not JSON/],
+      [["run", "--json", "--bogus", "--", "x"], /bogus/],
+      [["ping", "--json", "--wait", "soon", "http://127.0.0.1:1"], /--wait: "soon"/],
+      [["--json", "frobnicate"], /unknown command "--json"/],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stdout, stderr } = await ftlPlugin(args);
+      assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
+      assert.equal(stderr, "", args.join(" "));
+      const { error } = JSON.parse(stdout);
+      assert.equal(error.code, "usage", args.join(" "));
+      assert.match(error.message, message);
+      assert.doesNotMatch(error.message, /--help/, "the terminal's hint stays out of JSON");
+      assert.equal(stdout.split("\n").length, 2, "one line");
+    }
+    const unavailable = await ftlPlugin(["call", "--json", "/nonexistent/plugin", "a.B/C"]);
+    assert.equal(unavailable.code, 3);
+    assert.deepEqual(JSON.parse(unavailable.stdout), {
+      error: {
+        code: "unavailable",
+        message: "cannot run /nonexistent/plugin: no such file or directory",
+      },
+    });
+  });
+
+  it("leaves a --json after -- to the plugin", async () => {
+    using dir = tempDir();
+    const { code, stdout, stderr } = await ftlPlugin([
+      "call",
+      "--dir",
+      dir.path,
+      "/nonexistent/plugin",
+      "a.B/C",
+      "--",
+      "--json",
+    ]);
+    assert.equal(code, 3);
+    assert.equal(stdout, "", "no JSON: the CLI was not asked for it");
+    assert.match(stderr, /^ftl-plugin: cannot run \/nonexistent\/plugin/m);
+  });
+
+  it("hands out run's token in --token-file (0600), and calls health and Ping without reflection", async () => {
+    using dir = tempDir();
+    const exe = executable(dir.path, "echo-plugin", echoCommand);
+    const tokenFile = join(dir.path, "token");
+    const running = await runJson(["--token-file", tokenFile, "--dir", dir.path, "--", exe]);
+    try {
+      const url = String(running.ready.endpoint);
+      assert.equal(running.ready.auth, true);
+      assert.equal(running.ready.tokenFile, tokenFile);
+      // Written before the ready event, for the owner alone.
+      assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+      const token = readFileSync(tokenFile, "utf8").trim();
+      assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+
+      // Health is open on our guests and its schema is known: no reflection (which
+      // wants the token) is asked.
+      const health = await ftlPlugin(["call", url, "grpc.health.v1.Health/Check"]);
+      assert.equal(health.code, 0, health.stderr);
+      assert.deepEqual(JSON.parse(health.stdout), { status: "SERVING" });
+      // Ping's schema is known too: without the token it is the plugin that refuses
+      // (exit 1), not reflection (exit 3).
+      const refused = await ftlPlugin(["call", url, "echo.v1.EchoService/Ping"]);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(refused.stderr, /^error: unauthenticated: .*--token-file/);
+
+      const ping = await ftlPlugin([
+        "call",
+        "--token-file",
+        tokenFile,
+        url,
+        "echo.v1.EchoService/Ping",
+      ]);
+      assert.equal(ping.code, 0, ping.stderr);
+      assert.deepEqual(JSON.parse(ping.stdout), {});
+      const echoed = await ftlPlugin([
+        "call",
+        "--token-file",
+        tokenFile,
+        url,
+        "echo.v1.EchoService/Echo",
+        '{"message":"with token"}',
+      ]);
+      assert.equal(echoed.code, 0, echoed.stderr);
+      assert.deepEqual(JSON.parse(echoed.stdout), { message: "with token" });
+      const ready = await ftlPlugin(["ping", "--token-file", tokenFile, url]);
+      assert.equal(ready.code, 0, ready.stderr);
+
+      const both = await ftlPlugin(["ping", "--token-file", tokenFile, "--token", "x", url]);
+      assert.equal(both.code, 2);
+      assert.match(both.stderr, /--token and --token-file/);
+
+      assert.equal(await stopRun(running), 0);
+      assert.ok(!existsSync(tokenFile), "removed once the plugin is stopped");
+      const output = [...running.lines, ...running.stderr].join("\n");
+      assert.ok(!output.includes(token), "the token is never printed");
+    } finally {
+      await killRun(running);
+    }
+    const missing = await ftlPlugin(["ping", "--token-file", tokenFile, "http://127.0.0.1:1"]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /does not exist/);
+  });
+
+  it("draws log lines above the spinner on a terminal, never after its text", {
+    skip: !existsSync("/usr/bin/script"),
+  }, async () => {
+    using dir = tempDir();
+    const exe = executable(dir.path, "echo-plugin", echoCommand);
+    const ftl = executable(dir.path, "ftl-plugin", cli);
+    // The echo plugin logs "echo plugin starting" at info before it listens, so the
+    // line arrives while the spinner shows.
+    const command = `${ftl} call --log-level info --dir ${dir.path} ${exe} ` +
+      `echo.v1.EchoService/Echo '{"message":"tty"}'`;
+    const { code, stdout } = await runToEnd(
+      spawn("/usr/bin/script", ["-qec", command, "/dev/null"], {
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
+    assert.equal(code, 0, stdout);
+    const clear = `\r${ESC}[2K`;
+    const logAt = stdout.indexOf("echo plugin starting");
+    assert.ok(logAt !== -1, JSON.stringify(stdout));
+    assert.ok(logAt < stdout.lastIndexOf(clear), "the log line came while the spinner showed");
+    // Each spinner frame is followed at once by the next redraw (or the final clear).
+    const afterFrames = stdout.split("starting echo-plugin…").slice(1);
+    assert.ok(afterFrames.length > 0, JSON.stringify(stdout));
+    for (const rest of afterFrames) {
+      assert.ok(rest.startsWith(clear), JSON.stringify(rest.slice(0, 80)));
+    }
+    // And the log line starts on a cleared line.
+    const cleared = stdout.lastIndexOf(clear, logAt) + clear.length;
+    const before = stdout.slice(Math.max(cleared, stdout.lastIndexOf("\n", logAt) + 1), logAt);
+    assert.ok(!before.includes("starting echo-plugin"), JSON.stringify(before));
   });
 });
