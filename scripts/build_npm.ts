@@ -7,7 +7,7 @@
  * 2. write `npm/package.json` from deno.json (dependencies at the versions it pins);
  * 3. `npm install`, then compile with tsc from npm (`rewriteRelativeImportExtensions`)
  *    to ESM, `.d.ts` and source maps in `npm/`;
- * 4. copy README.md and LICENSE.
+ * 4. copy README.md, LICENSE and the Ping proto.
  *
  * The tests, examples and fixtures are compiled too (to `npm/tests/`, …) so that
  * `node --test` runs the same suite; `files` keeps them out of the package.
@@ -24,7 +24,9 @@ const out = join(root, "npm");
 const src = join(out, "src");
 
 /** Library sources shipped in the package. */
-const library = ["mod.ts", "host.ts", "guest.ts", "cli.ts", "internal", "gen"];
+const library = ["mod.ts", "host.ts", "guest.ts", "cli.ts", "ping.ts", "internal", "gen"];
+/** Shipped as they are: the Ping proto, for users' own protos to import. */
+const protos = ["proto/xyz/block/ftl/v1/ftl.proto"];
 /** Compiled for the Node test run, never shipped. */
 const testOnly = ["tests", "examples/echo/echo.ts", "examples/echo/plugin.ts"];
 /** Deno-only files: the Deno runtime adapter and a test comparing it with Node's. */
@@ -39,7 +41,7 @@ const runtimeDependencies = [
 /** What the compiled tests need besides. */
 const devDependencies: Record<string, string> = {
   "@bufbuild/buf": "1.75.0",
-  "@types/node": "^20.19.0",
+  "@types/node": "^22.0.0",
   "typescript": "~5.9.3",
 };
 
@@ -101,12 +103,14 @@ const packageJson = {
   repository: { type: "git", url: "git+https://github.com/ftl-ts/plugin.git" },
   type: "module",
   sideEffects: false,
-  engines: { node: ">=20.19" },
+  // @connectrpc/connect-node declares node >= 22 (and Node 20 reached its end of life).
+  engines: { node: ">=22" },
   exports: {
     ".": entry("mod"),
     "./host": entry("host"),
     "./guest": entry("guest"),
     "./cli": entry("cli"),
+    "./ping": entry("ping"),
   },
   bin: { "ftl-plugin": "./cli.js" },
   files: [
@@ -114,6 +118,8 @@ const packageJson = {
     "host.*",
     "guest.*",
     "cli.*",
+    "ping.*",
+    "proto/",
     "internal/",
     "gen/",
     "!**/*.tsbuildinfo",
@@ -155,6 +161,10 @@ const tsconfig = {
 await Deno.writeTextFile(join(out, "tsconfig.json"), JSON.stringify(tsconfig, null, 2) + "\n");
 await Deno.copyFile(join(root, "README.md"), join(out, "README.md"));
 await Deno.copyFile(join(root, "LICENSE"), join(out, "LICENSE"));
+for (const proto of protos) {
+  await Deno.mkdir(dirname(join(out, proto)), { recursive: true });
+  await Deno.copyFile(join(root, proto), join(out, proto));
+}
 
 await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], out);
 await run("node", [join(out, "node_modules/typescript/bin/tsc"), "-p", out], out);

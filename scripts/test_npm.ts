@@ -2,11 +2,14 @@
  * Checks the npm build in `npm/` (run `deno task build:npm` first), as a Node user
  * would meet it:
  *
- * 1. the compiled test suite under `node --test` on Node 20 (installed), 22 and 24
- *    (npm's `node` package);
+ * 1. the compiled test suite under `node --test` on Node 22, 24 and 26 (npm's `node`
+ *    package, unless the installed `node` is that version);
  * 2. `npm pack`, then `publint` and `@arethetypeswrong/cli` on the tarball;
- * 3. a consumer project: the tarball installed into a fresh directory, where a plain
- *    `.mjs` host spawns a plain `.mjs` guest and calls it over gRPC and Connect.
+ * 3. a consumer project on the oldest supported Node: the tarball installed with
+ *    `--engine-strict` into a fresh directory, where a plain `.mjs` host spawns a plain
+ *    `.mjs` guest and calls it over gRPC and Connect; and the user's own .proto,
+ *    importing the package's `xyz/block/ftl/v1/ftl.proto`, generated with
+ *    examples/buf/ (the README's buf.yaml and buf.gen.yaml) and served.
  *
  *     deno task test:npm
  *
@@ -17,7 +20,9 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const npmDir = join(root, "npm");
-const nodeVersions = ["20", "22", "24"];
+const nodeVersions = ["22", "24", "26"];
+/** The consumer project runs on the oldest. */
+const consumerNode = nodeVersions[0];
 
 const consumerGuest = `// A plugin in plain JavaScript, from the installed package.
 import { start } from "@ftl-ts/plugin/guest";
@@ -55,6 +60,61 @@ for (const protocol of ["grpc", "connect"]) {
   } finally {
     await plugin.stop();
   }
+}
+`;
+
+const userProto = `syntax = "proto3";
+
+package kv.v1;
+
+import "xyz/block/ftl/v1/ftl.proto";
+
+message GetRequest {
+  string key = 1;
+}
+
+message GetResponse {
+  string value = 1;
+}
+
+service KVService {
+  rpc Ping(xyz.block.ftl.v1.PingRequest) returns (xyz.block.ftl.v1.PingResponse);
+  rpc Get(GetRequest) returns (GetResponse);
+}
+`;
+
+const kvGuest = `// A plugin whose service buf generated from the user's own proto.
+import { create } from "@bufbuild/protobuf";
+import { start } from "@ftl-ts/plugin/guest";
+import { PingResponseSchema } from "@ftl-ts/plugin/ping";
+import { KVService } from "./gen/kv/v1/kv_pb.js";
+
+await start({
+  name: "kv",
+  service: KVService,
+  create: () => ({
+    ping: () => create(PingResponseSchema, {}),
+    get: (request) => ({ value: "value of " + request.key }),
+  }),
+});
+`;
+
+const kvHost = `import process from "node:process";
+import { spawn } from "@ftl-ts/plugin/host";
+import { KVService } from "./gen/kv/v1/kv_pb.js";
+
+const plugin = await spawn({
+  name: "kv",
+  dir: process.cwd(),
+  exe: process.execPath,
+  args: ["kv_guest.mjs"],
+  service: KVService,
+});
+try {
+  const { value } = await plugin.client.get({ key: "k" });
+  console.log("kv: " + value);
+} finally {
+  await plugin.stop();
 }
 `;
 
@@ -145,23 +205,46 @@ try {
   await Deno.writeTextFile(join(project, "guest.mjs"), consumerGuest);
   await Deno.writeTextFile(join(project, "host.mjs"), consumerHost);
   console.log(`\n# consumer project in ${project}`);
-  await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball], {
-    cwd: project,
-  });
-  const out = await run("node", ["host.mjs"], { cwd: project, capture: true });
+  // npm and node of the oldest supported Node: --engine-strict fails on any EBADENGINE.
+  const [consumerCmd] = await nodeCommand(consumerNode);
+  const onConsumerNode = (line: string, capture = false) =>
+    consumerCmd === "node"
+      ? run("sh", ["-c", line], { cwd: project, capture })
+      : run("npx", ["-y", "-p", `node@${consumerNode}`, "sh", "-c", line], {
+        cwd: project,
+        capture,
+      });
+  await onConsumerNode(
+    `npm install --engine-strict --no-audit --no-fund --loglevel=error ${tarball} ` +
+      // The generators `deno task gen` uses.
+      "@bufbuild/buf@1.75.0 @bufbuild/protoc-gen-es@2.17.0",
+  );
+  const out = await onConsumerNode("node host.mjs", true);
   console.log(out.trimEnd());
   for (const expected of ["grpc: hello from grpc", "connect: hello from connect"]) {
     if (!out.includes(expected)) throw new Error(`consumer host did not print "${expected}"`);
   }
+  // The user's own proto, importing the Ping proto the package ships, generated with
+  // the README's buf.yaml and buf.gen.yaml.
+  await Deno.mkdir(join(project, "proto/kv/v1"), { recursive: true });
+  await Deno.writeTextFile(join(project, "proto/kv/v1/kv.proto"), userProto);
+  for (const file of ["buf.yaml", "buf.gen.yaml"]) {
+    await Deno.copyFile(join(root, "examples/buf", file), join(project, file));
+  }
+  await onConsumerNode("npx buf generate");
+  await Deno.writeTextFile(join(project, "kv_guest.mjs"), kvGuest);
+  await Deno.writeTextFile(join(project, "kv_host.mjs"), kvHost);
+  const kv = await onConsumerNode("node kv_host.mjs", true);
+  console.log(kv.trimEnd());
+  if (!kv.includes("kv: value of k")) throw new Error("the buf-generated plugin did not answer");
   // The CLI, as npm links it: node_modules/.bin/ftl-plugin, calling the consumer's guest.
   const bin = join(project, "node_modules/.bin/ftl-plugin");
   const guest = join(project, "guest.sh");
   await Deno.writeTextFile(guest, `#!/bin/sh\nexec node ${join(project, "guest.mjs")} "$@"\n`);
   await Deno.chmod(guest, 0o755);
-  const called = await run(
-    bin,
-    ["call", "--json", guest, "echo.v1.EchoService/Echo", '{"message":"bin"}'],
-    { cwd: project, capture: true },
+  const called = await onConsumerNode(
+    `${bin} call --json ${guest} echo.v1.EchoService/Echo '{"message":"bin"}'`,
+    true,
   );
   console.log(`ftl-plugin call: ${called.trim()}`);
   if (!called.includes('{"message":"hello from bin"}')) {
@@ -170,5 +253,8 @@ try {
 } finally {
   await Deno.remove(packDir, { recursive: true });
 }
-console.log("\nnpm build checks passed: publint, attw, consumer project, ftl-plugin bin");
+console.log(
+  `\nnpm build checks passed: publint, attw, consumer project (Node ${consumerNode}, ` +
+    "--engine-strict, buf-generated proto), ftl-plugin bin",
+);
 console.log(`node: ${totals.passed} passed, ${totals.failed} failed`);
