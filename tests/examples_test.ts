@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
@@ -25,6 +25,16 @@ function deno(args: string[], env: Record<string, string> = {}) {
     stdio: ["ignore", "pipe", "pipe"],
   });
 }
+
+describe("the README", () => {
+  it("shows the buf configuration of examples/buf/ verbatim (the one test:npm runs)", () => {
+    const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+    for (const file of ["buf.yaml", "buf.gen.yaml", "buf.gen.deno.yaml"]) {
+      const text = readFileSync(join(repoRoot, "examples/buf", file), "utf8");
+      assert.ok(readme.includes(text), `README.md lacks examples/buf/${file}:\n${text}`);
+    }
+  });
+});
 
 describe("the examples", { skip: !onDeno && "Deno permissions only" }, () => {
   it("runs the demo to a clean summary with the minimal host permissions", async () => {
