@@ -117,7 +117,7 @@ Options:
   --token-file F    write the plugin's token to F (mode 0600) once it is ready, for
                    "ftl-plugin call --token-file F"; F is removed when run ends
   --no-auth        no per-plugin token, so that others can call it (default: a token)
-  --log-level L    trace, debug, info, warn, error or default (default info)
+  --log-level L    trace, debug, info, warn, error or default, in any case (default info)
   --json           one JSON object per event on stdout, logs as JSON on stderr
   -h, --help       this help
 
@@ -150,7 +150,8 @@ Options:
   --service S      (executable) ping S for readiness instead of finding it by reflection
   --protocol P     auto, connect, grpc or grpc-web (default auto)
   --dir D          (executable) its directory (default .)
-  --log-level L    (executable) level of its mirrored logs (default warn)
+  --log-level L    (executable) level of its mirrored logs: trace, debug, info, warn,
+                   error or default, in any case (default warn)
   --json           compact output: one JSON value per line; errors as JSON too
   -h, --help       this help
 
@@ -373,7 +374,8 @@ function logLevelOption(command: string, values: Values, fallback: LogLevel): Lo
   const text = values["log-level"];
   if (text === undefined) return fallback;
   try {
-    return parseLogLevel(text);
+    // "default" is this command's own default, as a guest's is its own.
+    return parseLogLevel(text, fallback);
   } catch (error) {
     throw usage(`--log-level: ${(error as Error).message}`, command);
   }

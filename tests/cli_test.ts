@@ -538,4 +538,27 @@ describe("ftl-plugin", () => {
     const before = stdout.slice(Math.max(cleared, stdout.lastIndexOf("\n", logAt) + 1), logAt);
     assert.ok(!before.includes("starting echo-plugin"), JSON.stringify(before));
   });
+
+  it("takes --log-level in any case; default is the command's own level", async () => {
+    using dir = tempDir();
+    const exe = executable(dir.path, "echo-plugin", echoCommand);
+    const call = (level: string) =>
+      ftlPlugin([
+        "call",
+        "--log-level",
+        level,
+        "--dir",
+        dir.path,
+        exe,
+        "echo.v1.EchoService/Echo",
+        '{"message":"x"}',
+      ]);
+    // The echo plugin logs "echo plugin starting" at info; call mirrors at warn by default.
+    const info = await call("INFO");
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stderr, /echo plugin starting/);
+    const byDefault = await call("Default");
+    assert.equal(byDefault.code, 0, byDefault.stderr);
+    assert.doesNotMatch(byDefault.stderr, /echo plugin starting/);
+  });
 });
