@@ -33,6 +33,15 @@ describe("LOG_LEVEL in any case, and `default`", () => {
     assert.equal(serving?.level, LogLevel.Debug);
   });
 
+  it("--log-level takes the same names in any case, and beats LOG_LEVEL", async () => {
+    const command = guestCommand();
+    await using guest = await startGuest(
+      { exe: command.exe, args: [...command.args, "--log-level=Debug"] },
+      { LOG_LEVEL: "error" },
+    );
+    assert.ok(guest.url.port);
+  });
+
   for (
     const [value, logsDebug] of [
       ["DEBUG", true],
