@@ -528,6 +528,7 @@ const logLevelField = field.enum(LOG_LEVEL_NAMES, {
   env: "LOG_LEVEL",
   default: "info",
   group: "Logging",
+  placeholder: "LEVEL",
   help:
     "Least severe level logged: trace, debug, info, warn, error or default (info), in any case.",
 });
