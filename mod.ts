@@ -5,21 +5,24 @@
  * in `FTL_BIND`, logs JSON lines to stderr and stops cleanly on signals or when its
  * host dies:
  *
- * ```ts ignore
+ * ```ts
  * import { field, start } from "@ftl-ts/plugin/guest";
  * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
  *
- * await start({
- *   name: "echo",
- *   service: EchoService,
- *   config: { greeting: field.string({ env: "ECHO_GREETING", default: "hello" }) },
- *   create: (_ctx, config) => ({
- *     ping: () => ({}),
- *     echo: (req) => ({ message: `${config.greeting} ${req.message}` }),
- *     async *count() {},
- *     fail: () => ({}),
- *   }),
- * });
+ * // start() takes over the process: run it only as the main module, as a host does.
+ * if (import.meta.main) {
+ *   await start({
+ *     name: "echo",
+ *     service: EchoService,
+ *     config: { greeting: field.string({ env: "ECHO_GREETING", default: "hello" }) },
+ *     create: (_ctx, config) => ({
+ *       ping: () => ({}),
+ *       echo: (req) => ({ message: `${config.greeting} ${req.message}` }),
+ *       async *count() {},
+ *       fail: () => ({}),
+ *     }),
+ *   });
+ * }
  * ```
  *
  * @module

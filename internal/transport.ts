@@ -179,11 +179,12 @@ async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { looksLikeGrpcServer } from "./transport.ts";
- * console.assert(looksLikeGrpcServer(500, "text/plain; charset=utf-8"));
- * console.assert(!looksLikeGrpcServer(503, "application/json"));
- * console.assert(!looksLikeGrpcServer(404, "text/plain"));
- * console.assert(!looksLikeGrpcServer(200, "application/connect+proto"));
+ * assert.ok(looksLikeGrpcServer(500, "text/plain; charset=utf-8"));
+ * assert.ok(!looksLikeGrpcServer(503, "application/json"));
+ * assert.ok(!looksLikeGrpcServer(404, "text/plain"));
+ * assert.ok(!looksLikeGrpcServer(200, "application/connect+proto"));
  * ```
  */
 export function looksLikeGrpcServer(status: number, contentType: string): boolean {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-const entryPoints = ["mod.ts", "host.ts", "guest.ts", "cli.ts"];
+const entryPoints = ["mod.ts", "host.ts", "guest.ts", "cli.ts", "ping.ts"];
 
 const out = await new Deno.Command(Deno.execPath(), {
   args: ["doc", "--lint", ...entryPoints],
@@ -25,6 +25,7 @@ const npmTypeNames = new Set([
   "ServiceImpl",
   "GenService",
   "GenMessage",
+  "GenFile",
   "Message",
   "Client",
   "Transport",
