@@ -187,7 +187,12 @@ ${EXIT_CODES}
  * on a terminal's line of its own; JSON output leaves it out).
  */
 class CliError extends Error {
-  constructor(message: string, readonly code: number, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly code: number,
+    readonly hint?: string,
+    readonly rpcCode?: string,
+  ) {
     super(message);
   }
 }
@@ -200,8 +205,9 @@ const usage = (message: string, command = "main") =>
   );
 
 /** The `code` of a JSON error for a failure of the CLI's own, by its exit code. */
-function errorCodeName(exit: number): string {
-  return exit === ExitCode.Usage ? "usage" : "unavailable";
+function errorCodeName(failure: CliError): string {
+  if (failure.rpcCode) return failure.rpcCode;
+  return failure.code === ExitCode.Usage ? "usage" : "unavailable";
 }
 
 /** The CLI's own arguments: those before `--` (after it they are the plugin's). */
@@ -250,7 +256,7 @@ export async function main(args: string[]): Promise<number> {
       ? error
       : new CliError(errorText(error), ExitCode.Unavailable);
     if (json) {
-      const code = errorCodeName(failure.code);
+      const code = errorCodeName(failure);
       writeStdout(JSON.stringify({ error: { code, message: failure.message } }) + "\n");
     } else {
       const hint = failure.hint ? `\n${failure.hint}` : "";
@@ -664,8 +670,14 @@ function unavailable(error: unknown): CliError {
     );
   }
   const e = error;
-  const hint = e.code === Code.Unauthenticated ? TOKEN_HINT : "";
-  return new CliError(`${codeToString(e.code)}: ${e.rawMessage}${hint}`, ExitCode.Unavailable);
+  const message = `${codeToString(e.code)}: ${e.rawMessage}`;
+  // The plugin answered, and refused: that is the call failing (exit 1), not a plugin
+  // out of reach, whether reflection or the call itself met the refusal.
+  if (e.code === Code.Unauthenticated || e.code === Code.PermissionDenied) {
+    const hint = e.code === Code.Unauthenticated ? TOKEN_HINT : "";
+    return new CliError(message + hint, ExitCode.CallFailed, undefined, codeToString(e.code));
+  }
+  return new CliError(message, ExitCode.Unavailable);
 }
 
 const TOKEN_HINT = " (pass its token with --token, --token-file or $FTL_PLUGIN_TOKEN; " +

@@ -231,7 +231,11 @@ try {
   for (const file of ["buf.yaml", "buf.gen.yaml"]) {
     await Deno.copyFile(join(root, "examples/buf", file), join(project, file));
   }
+  // The echo example's gen/ already holds the Ping messages: remove them, so only
+  // buf.gen.yaml's include_imports can bring them back for kv_pb.js to import.
+  await Deno.remove(join(project, "gen/xyz"), { recursive: true }).catch(() => {});
   await onConsumerNode("npx buf generate");
+  await Deno.stat(join(project, "gen/xyz/block/ftl/v1/ftl_pb.js"));
   await Deno.writeTextFile(join(project, "kv_guest.mjs"), kvGuest);
   await Deno.writeTextFile(join(project, "kv_host.mjs"), kvHost);
   const kv = await onConsumerNode("node kv_host.mjs", true);

@@ -243,12 +243,24 @@ describe("ftl-plugin", () => {
     const running = await runJson(["--dir", dir.path, "--", exe]);
     try {
       const ping = await ftlPlugin(["ping", String(running.ready.endpoint)]);
+      // ping asks "is it ready to be called?": refused, it is not (3).
       assert.equal(ping.code, 3);
       assert.match(ping.stderr, /unauthenticated.*--token/);
       const wrong = await ftlPlugin(["ping", String(running.ready.endpoint)], {
         FTL_PLUGIN_TOKEN: "not-the-token",
       });
       assert.equal(wrong.code, 3);
+      // call: the plugin answered, refusing reflection: the call failed (1), it was not
+      // out of reach (3).
+      const echo = await ftlPlugin([
+        "call",
+        "--json",
+        String(running.ready.endpoint),
+        "echo.v1.EchoService/Echo",
+        '{"message":"hi"}',
+      ]);
+      assert.equal(echo.code, 1, echo.stderr);
+      assert.equal(JSON.parse(echo.stdout).error.code, "unauthenticated");
     } finally {
       await stopRun(running);
       await killRun(running);
