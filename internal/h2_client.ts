@@ -681,12 +681,18 @@ class Connection {
     if (this.#partial && type !== FRAME_CONTINUATION) {
       return this.#connectionError(PROTOCOL_ERROR, "a header block was interrupted");
     }
+    // A stream we never opened is idle (push is off, so the server opens none): any
+    // frame but PRIORITY on it is a connection error (RFC 9113 section 5.1).
+    if (id !== 0 && type !== FRAME_PRIORITY && type <= FRAME_CONTINUATION && this.#isIdle(id)) {
+      return this.#connectionError(PROTOCOL_ERROR, `a frame on idle stream ${id}`);
+    }
     switch (type) {
       case FRAME_DATA:
         return this.#onData(flags, id, payload);
       case FRAME_HEADERS:
         return this.#onHeaders(flags, id, payload);
       case FRAME_PRIORITY:
+        if (id === 0) return this.#connectionError(PROTOCOL_ERROR, "PRIORITY on stream 0");
         return;
       case FRAME_RST_STREAM:
         return this.#onReset(id, payload);
@@ -821,6 +827,10 @@ class Connection {
     if (endStream) this.#close(stream);
   }
 
+  #isIdle(id: number): boolean {
+    return id % 2 === 0 || id >= this.#nextId;
+  }
+
   #onReset(id: number, payload: Uint8Array): void {
     if (id === 0 || payload.length !== 4) {
       return this.#connectionError(PROTOCOL_ERROR, "a malformed RST_STREAM");
@@ -836,7 +846,10 @@ class Connection {
 
   #onSettings(flags: number, id: number, payload: Uint8Array): void {
     if (id !== 0) return this.#connectionError(PROTOCOL_ERROR, "SETTINGS on a stream");
-    if (flags & FLAG_ACK) return;
+    if (flags & FLAG_ACK) {
+      if (payload.length > 0) return this.#connectionError(FRAME_SIZE_ERROR, "a SETTINGS ACK");
+      return;
+    }
     if (payload.length % 6 !== 0) return this.#connectionError(FRAME_SIZE_ERROR, "SETTINGS");
     const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
     for (let at = 0; at < payload.length; at += 6) {

@@ -46,8 +46,9 @@ export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error" | "defa
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LOG_LEVEL_NAMES } from "./log.ts";
- * console.assert(LOG_LEVEL_NAMES.includes("default"));
+ * assert.ok(LOG_LEVEL_NAMES.includes("default"));
  * ```
  */
 export const LOG_LEVEL_NAMES: readonly LogLevelName[] = [
@@ -80,10 +81,12 @@ const NAMED: ReadonlyArray<readonly [Exclude<LogLevelName, "default">, LogLevel]
  *
  * @example Parse a level from the environment
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LogLevel, parseLogLevel } from "./log.ts";
- * console.assert(parseLogLevel("WARN") === LogLevel.Warn);
- * console.assert(parseLogLevel("Default") === LogLevel.Info);
- * console.assert(parseLogLevel("default", LogLevel.Warn) === LogLevel.Warn);
+ * assert.equal(parseLogLevel("WARN"), LogLevel.Warn);
+ * assert.equal(parseLogLevel("Default"), LogLevel.Info);
+ * assert.equal(parseLogLevel("default", LogLevel.Warn), LogLevel.Warn);
+ * assert.throws(() => parseLogLevel("verbose"), /Invalid log level "verbose"/);
  * ```
  */
 export function parseLogLevel(text: string, defaultLevel: LogLevel = LogLevel.Info): LogLevel {

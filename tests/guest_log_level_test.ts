@@ -39,7 +39,9 @@ describe("LOG_LEVEL in any case, and `default`", () => {
       { exe: command.exe, args: [...command.args, "--log-level=Debug"] },
       { LOG_LEVEL: "error" },
     );
-    assert.ok(guest.url.port);
+    const serving = guest.stderrLines.map((l) => decodeLogEntry(l))
+      .find((e) => e?.message.startsWith("serving on "));
+    assert.equal(serving?.level, LogLevel.Debug, "--log-level=Debug, not LOG_LEVEL=error");
   });
 
   for (

@@ -417,6 +417,35 @@ describe("the host's HTTP/2 client", () => {
     assert.deepEqual([...frame!.payload.subarray(4)], [0, 0, 0, 9]);
   });
 
+  it("ends the connection on frames no server may send (h2specd's cases), with the right GOAWAY", async () => {
+    const PRIORITY = 2;
+    const cases: [string, number, number, number[], number][] = [
+      ["DATA on an idle stream", DATA, 3, [1, 2, 3], 0x1],
+      ["RST_STREAM on an idle stream", RST_STREAM, 3, [0, 0, 0, 8], 0x1],
+      ["WINDOW_UPDATE on an idle stream", WINDOW_UPDATE, 3, [0, 0, 0, 1], 0x1],
+      ["HEADERS on a stream the server may not open", HEADERS, 2, [0x88], 0x1],
+      ["PRIORITY on stream 0", PRIORITY, 0, [0, 0, 0, 1, 16], 0x1],
+      ["a SETTINGS ACK with a payload", SETTINGS, 0, [0, 4, 0, 0, 0, 1], 0x6],
+    ];
+    for (const [what, type, id, payload, code] of cases) {
+      const goaway = deferred<Frame | undefined>();
+      await using s = await scripted(async (peer) => {
+        await peer.preface();
+        peer.settings();
+        const request = await peer.request();
+        assert.equal(request.id, 1);
+        peer.send(type, type === SETTINGS ? 0x1 : 0, id, payload);
+        goaway.resolve(await peer.next());
+      });
+      // Bounded: a client that ignored the frame would wait for an answer forever.
+      const call = s.client.post("/x", {}, new Uint8Array(0), AbortSignal.timeout(5_000));
+      await assert.rejects(call, H2Error, what);
+      const frame = await goaway.promise;
+      assert.equal(frame?.type, GOAWAY, what);
+      assert.deepEqual([...frame!.payload.subarray(4)], [0, 0, 0, code], what);
+    }
+  });
+
   it("keeps to the server's MAX_CONCURRENT_STREAMS while calls pile up", async () => {
     const limit = 2;
     const messages = ["a", "b", "c", "d", "e"];

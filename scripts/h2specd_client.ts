@@ -1,0 +1,32 @@
+/**
+ * One POST through the hosts' HTTP/2 client (`internal/h2_client.ts`) to the URL in
+ * its first argument, for h2specd, the HTTP/2 client conformance suite:
+ *
+ * ```sh
+ * ../shared/tools/h2spec/h2specd -f 34000 \
+ *   -e "$(npx -y deno@2.9.6 eval 'console.log(Deno.execPath())') run -A scripts/h2specd_client.ts"
+ * ```
+ *
+ * @module
+ */
+import { H2Client } from "../internal/h2_client.ts";
+
+const url = new URL(Deno.args[0]);
+const client = new H2Client({
+  authority: url.host,
+  maxResponseBytes: 1024 * 1024,
+  connect: () => Deno.connect({ hostname: url.hostname, port: Number(url.port) }),
+});
+try {
+  const answer = await client.post(
+    url.pathname,
+    { "content-type": "application/proto" },
+    new Uint8Array(0),
+    AbortSignal.timeout(3_000),
+  );
+  console.log(`answered ${answer.status}`);
+} catch (error) {
+  console.log(`failed: ${(error as Error).message}`);
+} finally {
+  client.close();
+}
