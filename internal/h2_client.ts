@@ -19,8 +19,9 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { concatBytes } from "./bytes.ts";
+import type { ByteStream } from "./runtime/types.ts";
 import type { PostAnswer } from "./fast_client.ts";
-import { encodeHeaderBlock, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
+import { encodeHeaderBlock, type HeaderField, HpackDecoder, HpackError } from "./http2/hpack.ts";
 
 /**
  * The largest answer body a host takes: gRPC's default 4 MiB message limit, its
@@ -34,29 +35,8 @@ import { encodeHeaderBlock, type HeaderField, HpackDecoder, HpackError } from ".
  */
 export const ANSWER_MAX_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 
-/**
- * A connected byte stream, as `Deno.Conn` is one (node:net sockets are adapted by
- * `runtime/node_socket.ts`).
- *
- * @example
- * ```ts
- * import type { ByteStream } from "./h2_client.ts";
- * // A stream that has already ended.
- * const ended: ByteStream = {
- *   read: () => Promise.resolve(null),
- *   write: (bytes) => Promise.resolve(bytes.length),
- *   close: () => {},
- * };
- * console.assert((await ended.read(new Uint8Array(1))) === null);
- * ```
- */
-export interface ByteStream {
-  /** Reads into `into`; `null` at the end of the stream. */
-  read(into: Uint8Array): Promise<number | null>;
-  /** Writes some of `bytes`; resolves how many. */
-  write(bytes: Uint8Array): Promise<number>;
-  close(): void;
-}
+/** A connected byte stream; defined with the runtime seam, re-exported here. */
+export type { ByteStream } from "./runtime/types.ts";
 
 /**
  * Options for {@linkcode H2Client}.

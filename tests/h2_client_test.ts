@@ -9,7 +9,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { H2Client, H2Error } from "../internal/h2_client.ts";
 import { socketStream } from "../internal/runtime/node_socket.ts";
-import { encodeHeaderBlock, type HeaderField, HpackDecoder } from "../internal/hpack.ts";
+import { encodeHeaderBlock, type HeaderField, HpackDecoder } from "../internal/http2/hpack.ts";
 
 interface Frame {
   type: number;

@@ -6,7 +6,7 @@ import {
   HpackError,
   huffmanCodes,
   huffmanDecode,
-} from "../internal/hpack.ts";
+} from "../internal/http2/hpack.ts";
 
 const hex = (text: string): Uint8Array =>
   Uint8Array.from((text.replace(/\s/g, "").match(/../g) ?? []).map((h) => parseInt(h, 16)));

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Socket } from "node:net";
-import type { ByteStream } from "../h2_client.ts";
+import type { ByteStream } from "./types.ts";
 
 /**
  * A connected socket as a {@linkcode ByteStream}: a read takes what has arrived (or

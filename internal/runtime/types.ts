@@ -85,3 +85,28 @@ export interface PluginHttpClient {
   /** Whether `post` gives the answer's HTTP trailers (which gRPC needs). */
   readonly postTrailers?: boolean;
 }
+
+/**
+ * A connected byte stream, as `Deno.Conn` is one (node:net sockets are adapted by
+ * `node_socket.ts`).
+ *
+ * @example
+ * ```ts
+ * import type { ByteStream } from "./types.ts";
+ * // A stream that has already ended.
+ * const ended: ByteStream = {
+ *   read: () => Promise.resolve(null),
+ *   write: (bytes) => Promise.resolve(bytes.length),
+ *   close: () => {},
+ * };
+ * console.assert((await ended.read(new Uint8Array(1))) === null);
+ * ```
+ */
+export interface ByteStream {
+  /** Reads into `into`; `null` at the end of the stream. */
+  read(into: Uint8Array): Promise<number | null>;
+  /** Writes some of `bytes`; resolves how many. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** Closes the stream; a pending read ends. */
+  close(): void;
+}
