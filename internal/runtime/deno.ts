@@ -10,7 +10,7 @@ import {
   universalServerResponseToFetch,
 } from "@connectrpc/connect/protocol";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
-import { ANSWER_MAX_BYTES, type ByteStream, H2Pool } from "../h2_client.ts";
+import { ANSWER_MAX_BYTES, H2Pool } from "../h2_client.ts";
 import {
   type FastRequest,
   plainHeaders,
@@ -19,11 +19,15 @@ import {
   type WholeBody,
   wholeBody,
 } from "../fast_unary.ts";
+import type { BindAddress } from "../bind.ts";
 import type {
+  ByteStream,
   Child,
   HttpServer,
+  Listener,
   PluginHttpClient,
   ServeHttpOptions,
+  SocketTarget,
   SpawnChildOptions,
 } from "./types.ts";
 import denoConfig from "../../deno.json" with { type: "json" };
@@ -322,6 +326,191 @@ function explainPermission(error: unknown, flag: string, what: string): unknown 
     );
   }
   return error;
+}
+
+/**
+ * Listens on `address`: TCP (with TCP_NODELAY on every connection) or a unix socket,
+ * bound under a private staging name, made 0600 and only then moved into place, so that
+ * no client ever finds it with a wider mode. A failure names the address (and the flag,
+ * when a permission is missing) and leaves nothing listening.
+ *
+ * @example
+ * ```ts
+ * import { connectSocket, listen } from "./deno.ts";
+ *
+ * const listener = await listen({ kind: "tcp", hostname: "127.0.0.1", port: 0 });
+ * if (listener.address.kind !== "tcp") throw new Error("a TCP listener");
+ * const client = await connectSocket({ hostname: "127.0.0.1", port: listener.address.port });
+ * const server = (await listener.accept())!;
+ * await client.write(new TextEncoder().encode("hi"));
+ * const buffer = new Uint8Array(8);
+ * console.assert((await server.read(buffer)) === 2);
+ * client.close();
+ * server.close();
+ * listener.close();
+ * console.assert((await listener.accept()) === null);
+ * ```
+ */
+export async function listen(address: BindAddress): Promise<Listener> {
+  const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
+  if (address.kind === "tcp") {
+    let listener: Deno.TcpListener;
+    try {
+      listener = Deno.listen({ hostname: address.hostname, port: address.port });
+    } catch (error) {
+      throw listenError(error, "--allow-net", where);
+    }
+    return new DenoListener(listener, { ...address, port: listener.addr.port });
+  }
+  // A socket file left by an earlier run would make the bind fail.
+  await Deno.remove(address.path).catch(() => {});
+  const staging = `${address.path}~`;
+  await Deno.remove(staging).catch(() => {});
+  let listener: Deno.UnixListener;
+  try {
+    listener = Deno.listen({ transport: "unix", path: staging });
+  } catch (error) {
+    throw listenError(error, "--allow-read and --allow-write", where);
+  }
+  try {
+    await Deno.chmod(staging, 0o600);
+    await Deno.rename(staging, address.path);
+  } catch (error) {
+    // Left open, the listener would hold the process open, listening where no client looks.
+    listener.close();
+    await Deno.remove(staging).catch(() => {});
+    if (error instanceof Deno.errors.NotCapable) {
+      throw explainPermission(error, "--allow-read and --allow-write", `listen on ${where}`);
+    }
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`cannot put the socket in place at ${where}: ${reason}`, { cause: error });
+  }
+  return new DenoListener(listener, address);
+}
+
+function listenError(error: unknown, flag: string, where: string): unknown {
+  if (error instanceof Deno.errors.NotCapable) {
+    return explainPermission(error, flag, `listen on ${where}`);
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  return new Error(`cannot listen on ${where}: ${reason}`, { cause: error });
+}
+
+/** A Deno listener as a {@linkcode Listener}. */
+class DenoListener implements Listener {
+  readonly address: BindAddress;
+  readonly #listener: Deno.Listener;
+  #closed = false;
+
+  constructor(listener: Deno.Listener, address: BindAddress) {
+    this.#listener = listener;
+    this.address = address;
+  }
+
+  async accept(): Promise<ByteStream | null> {
+    if (this.#closed) return null;
+    let conn: Deno.Conn;
+    try {
+      conn = await this.#listener.accept();
+    } catch (error) {
+      if (this.#closed) return null;
+      throw error;
+    }
+    if (this.#closed) {
+      conn.close();
+      return null;
+    }
+    // Nagle would hold a small answer back until the client's ACK of the last one.
+    if (this.address.kind === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
+    return new DenoStream(conn);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    if (this.address.kind === "unix") {
+      try {
+        Deno.removeSync(this.address.path);
+      } catch {
+        // Gone already, or never ours to remove.
+      }
+    }
+  }
+}
+
+/**
+ * A Deno connection as a {@linkcode ByteStream} whose `close()` may be called more than
+ * once and ends a pending read with `null` (Deno's own rejects it).
+ */
+class DenoStream implements ByteStream {
+  readonly #conn: Deno.Conn;
+  #closed = false;
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  async read(into: Uint8Array): Promise<number | null> {
+    if (this.#closed) return null;
+    try {
+      return await this.#conn.read(into);
+    } catch (error) {
+      if (this.#closed) return null;
+      throw error;
+    }
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    if (this.#closed) return Promise.reject(new Error("the connection is closed"));
+    return this.#conn.write(bytes);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // The peer's reset can close it first.
+    }
+  }
+}
+
+/**
+ * Connects to a TCP address (with TCP_NODELAY) or a unix socket.
+ *
+ * @example
+ * ```ts
+ * import { connectSocket } from "./deno.ts";
+ * // Nothing listens on port 1.
+ * const refused = await connectSocket({ hostname: "127.0.0.1", port: 1 }).then(
+ *   () => false,
+ *   () => true,
+ * );
+ * console.assert(refused);
+ * ```
+ */
+export async function connectSocket(target: SocketTarget): Promise<ByteStream> {
+  if ("path" in target) {
+    try {
+      return new DenoStream(await Deno.connect({ transport: "unix", path: target.path }));
+    } catch (error) {
+      throw explainPermission(error, "--allow-read and --allow-write", `connect to ${target.path}`);
+    }
+  }
+  try {
+    const conn = await Deno.connect({ hostname: target.hostname, port: target.port });
+    conn.setNoDelay(true);
+    return new DenoStream(conn);
+  } catch (error) {
+    const where = `${target.hostname}:${target.port}`;
+    throw explainPermission(error, "--allow-net", `connect to ${where}`);
+  }
 }
 
 /**

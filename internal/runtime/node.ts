@@ -8,12 +8,17 @@
 import process from "node:process";
 import { spawn } from "node:child_process";
 import { chmod, mkdir, readFile, realpath, rename, rm, writeFile } from "node:fs/promises";
-import { realpathSync } from "node:fs";
+import { realpathSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 import * as http from "node:http";
 import * as http2 from "node:http2";
-import { connect as netConnect, createServer as createNetServer, type Socket } from "node:net";
+import {
+  connect as netConnect,
+  createServer as createNetServer,
+  type Server as NetServer,
+  type Socket,
+} from "node:net";
 import type { Readable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UniversalClientFn, UniversalServerResponse } from "@connectrpc/connect/protocol";
@@ -28,14 +33,17 @@ import {
   type WholeBody,
   wholeBody,
 } from "../fast_unary.ts";
-import { ANSWER_MAX_BYTES, type ByteStream, H2Pool } from "../h2_client.ts";
+import { ANSWER_MAX_BYTES, H2Pool } from "../h2_client.ts";
 import { socketStream } from "./node_socket.ts";
 import type {
+  ByteStream,
   Child,
   HttpServer,
+  Listener,
   PluginHttpClient,
   ProcessExit,
   ServeHttpOptions,
+  SocketTarget,
   SpawnChildOptions,
 } from "./types.ts";
 
@@ -794,6 +802,132 @@ const HTTP2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 function startsLikeHttp2(first: Buffer): boolean {
   const n = Math.min(first.length, HTTP2_PREFACE.length);
   return first.subarray(0, n).toString("latin1") === HTTP2_PREFACE.slice(0, n);
+}
+
+/**
+ * Listens on `address`: TCP (with TCP_NODELAY on every connection) or a unix socket,
+ * bound under a private staging name, made 0600 and only then moved into place, so that
+ * no client ever finds it with a wider mode. A failure names the address and leaves
+ * nothing listening.
+ *
+ * @example
+ * ```ts
+ * import { connectSocket, listen } from "./node.ts";
+ *
+ * const listener = await listen({ kind: "tcp", hostname: "127.0.0.1", port: 0 });
+ * if (listener.address.kind !== "tcp") throw new Error("a TCP listener");
+ * const client = await connectSocket({ hostname: "127.0.0.1", port: listener.address.port });
+ * const server = (await listener.accept())!;
+ * await client.write(new TextEncoder().encode("hi"));
+ * const buffer = new Uint8Array(8);
+ * console.assert((await server.read(buffer)) === 2);
+ * client.close();
+ * server.close();
+ * listener.close();
+ * console.assert((await listener.accept()) === null);
+ * ```
+ */
+export async function listen(address: BindAddress): Promise<Listener> {
+  const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
+  const listener = new NodeListener(address);
+  const server = listener.server;
+  const staging = `${address.kind === "unix" ? address.path : ""}~`;
+  if (address.kind === "unix") {
+    // A socket file left by an earlier run would make the bind fail.
+    await rm(address.path, { force: true });
+    await rm(staging, { force: true });
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (error) => {
+      reject(new Error(`cannot listen on ${where}: ${error.message}`, { cause: error }));
+    });
+    if (address.kind === "unix") server.listen(staging, resolve);
+    else server.listen(address.port, address.hostname, resolve);
+  });
+  // From here on an error of the listening socket ends accept() rather than the process.
+  server.on("error", () => listener.close());
+  if (address.kind === "unix") {
+    try {
+      await chmod(staging, 0o600);
+      await rename(staging, address.path);
+    } catch (error) {
+      server.close();
+      await rm(staging, { force: true }).catch(() => {});
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`cannot put the socket in place at ${where}: ${reason}`, { cause: error });
+    }
+  } else {
+    const info = server.address();
+    if (typeof info === "object" && info) listener.address = { ...address, port: info.port };
+  }
+  return listener;
+}
+
+/** A node:net server as a {@linkcode Listener}: connections wait in a queue for accept(). */
+class NodeListener implements Listener {
+  address: BindAddress;
+  readonly server: NetServer;
+  readonly #waiting: ByteStream[] = [];
+  #wake?: (stream: ByteStream | null) => void;
+  #closed = false;
+
+  constructor(address: BindAddress) {
+    this.address = address;
+    this.server = createNetServer({ noDelay: true }, (socket) => {
+      if (this.#closed) return void socket.destroy();
+      if (address.kind === "tcp") socket.setNoDelay(true);
+      // Wrapped at once: its error listener keeps a reset before accept() from
+      // crashing the process, and its read limit bounds what it buffers meanwhile.
+      const stream = socketStream(socket);
+      const wake = this.#wake;
+      this.#wake = undefined;
+      if (wake) wake(stream);
+      else this.#waiting.push(stream);
+    });
+  }
+
+  accept(): Promise<ByteStream | null> {
+    if (this.#waiting.length > 0) return Promise.resolve(this.#waiting.shift()!);
+    if (this.#closed) return Promise.resolve(null);
+    return new Promise((resolve) => (this.#wake = resolve));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.server.close();
+    for (const stream of this.#waiting.splice(0)) stream.close();
+    this.#wake?.(null);
+    this.#wake = undefined;
+    // libuv unlinks the name it bound, which is the staging name: the socket was moved.
+    if (this.address.kind === "unix") rmSync(this.address.path, { force: true });
+  }
+}
+
+/**
+ * Connects to a TCP address (with TCP_NODELAY) or a unix socket.
+ *
+ * @example
+ * ```ts
+ * import { connectSocket } from "./node.ts";
+ * // Nothing listens on port 1.
+ * const refused = await connectSocket({ hostname: "127.0.0.1", port: 1 }).then(
+ *   () => false,
+ *   () => true,
+ * );
+ * console.assert(refused);
+ * ```
+ */
+export function connectSocket(target: SocketTarget): Promise<ByteStream> {
+  return new Promise((resolve, reject) => {
+    const socket = "path" in target
+      ? netConnect(target.path)
+      : netConnect({ host: target.hostname, port: target.port, noDelay: true });
+    socket.once("error", reject).once("connect", () => {
+      socket.off("error", reject);
+      resolve(socketStream(socket));
+    });
+  });
 }
 
 /**

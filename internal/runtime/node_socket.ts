@@ -1,6 +1,6 @@
 /**
- * A node:net socket as the HTTP/2 client's byte stream: the Node host's connections,
- * and the client's tests (which run under Deno and Node alike).
+ * A node:net socket as a byte stream: the Node host's connections, the Node listener's
+ * accepted ones, and the HTTP/2 client's tests (which run under Deno and Node alike).
  *
  * @module
  */
@@ -8,9 +8,18 @@ import type { Socket } from "node:net";
 import type { ByteStream } from "./types.ts";
 
 /**
+ * Unread bytes past which the socket stops reading: a peer sending faster than we read
+ * (a 100 MiB request, say) then waits in TCP's window, not in our memory.
+ */
+export const READ_PAUSE_BYTES = 256 * 1024;
+/** Unread bytes at or below which a paused socket reads again. */
+const READ_RESUME_BYTES = 64 * 1024;
+
+/**
  * A connected socket as a {@linkcode ByteStream}: a read takes what has arrived (or
  * waits for it), a write resolves once the socket took the bytes. Errors and the end
- * of the socket reach the next read.
+ * of the socket reach the next read. The socket is read from at once (a paused one is
+ * resumed) and paused again while more than {@linkcode READ_PAUSE_BYTES} are unread.
  *
  * @example
  * ```ts
@@ -32,6 +41,8 @@ import type { ByteStream } from "./types.ts";
  */
 export function socketStream(socket: Socket): ByteStream {
   const chunks: Uint8Array[] = [];
+  let buffered = 0;
+  let paused = false;
   let ended = false;
   let failure: unknown;
   let wake: (() => void) | undefined;
@@ -42,11 +53,18 @@ export function socketStream(socket: Socket): ByteStream {
   };
   socket.on("data", (chunk: Uint8Array) => {
     chunks.push(chunk);
+    buffered += chunk.length;
+    if (!paused && buffered > READ_PAUSE_BYTES) {
+      paused = true;
+      socket.pause();
+    }
     wakeUp();
   });
   socket.on("end", () => ((ended = true), wakeUp()));
   socket.on("close", () => ((ended = true), wakeUp()));
   socket.on("error", (error) => ((failure = error), wakeUp()));
+  // A caller may have paused it to look at its first bytes.
+  socket.resume();
   return {
     async read(into) {
       while (chunks.length === 0) {
@@ -59,6 +77,11 @@ export function socketStream(socket: Socket): ByteStream {
       into.set(count === chunk.length ? chunk : chunk.subarray(0, count));
       if (count === chunk.length) chunks.shift();
       else chunks[0] = chunk.subarray(count);
+      buffered -= count;
+      if (paused && buffered <= READ_RESUME_BYTES) {
+        paused = false;
+        socket.resume();
+      }
       return count;
     },
     write: (bytes) =>

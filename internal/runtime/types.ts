@@ -18,10 +18,62 @@ export interface ServeHttpOptions {
   onError: (error: unknown) => void;
   /**
    * A connection whose first request's headers have not all arrived within this many
-   * milliseconds is closed (slowloris). Deno.serve offers no such setting; it is
-   * honoured where the runtime allows.
+   * milliseconds is closed (slowloris). The native Deno.serve server offers no such
+   * setting and does not honour it; every other server does.
    */
   headerTimeoutMs: number;
+  /**
+   * Which server answers: the project's HTTP/2 engine (HTTP/1.1 handed to the runtime's
+   * own server), or the runtime's native one. Default: {@linkcode HttpServerKind}.
+   */
+  server?: HttpServerKind;
+}
+
+/**
+ * Which HTTP server a guest runs:
+ *
+ * - `"engine"`: the project's own HTTP/2 engine (`internal/http2/`) answers h2c, which
+ *   sends trailers, so gRPC is served; connections that start as HTTP/1.1 go to the
+ *   runtime's own HTTP/1.1 server. The default on Deno.
+ * - `"native"`: the runtime's server alone: `Deno.serve` on Deno (no trailers: gRPC is
+ *   refused UNIMPLEMENTED), node:http2 and node:http on Node (the default there).
+ *
+ * @example
+ * ```ts
+ * import type { HttpServerKind } from "./types.ts";
+ * const kind: HttpServerKind = "engine";
+ * ```
+ */
+export type HttpServerKind = "engine" | "native";
+
+/** Where {@linkcode Listener}s listen and `connectSocket` connects: TCP or a unix socket. */
+export type SocketTarget = { hostname: string; port: number } | { path: string };
+
+/**
+ * A listening socket that hands out its connections one at a time, as byte streams.
+ *
+ * @example
+ * ```ts
+ * import type { Listener } from "./types.ts";
+ * // A listener that was closed before anyone connected.
+ * const closed: Listener = {
+ *   address: { kind: "tcp", hostname: "127.0.0.1", port: 8123 },
+ *   accept: () => Promise.resolve(null),
+ *   close: () => {},
+ * };
+ * console.assert((await closed.accept()) === null);
+ * ```
+ */
+export interface Listener {
+  /** Where it listens, with the real port when 0 was asked for. */
+  readonly address: BindAddress;
+  /** The next connection; `null` once the listener is closed. */
+  accept(): Promise<ByteStream | null>;
+  /**
+   * Stops listening: pending and later `accept()` calls give `null`, connections not
+   * yet accepted are closed, and a unix socket's file is removed.
+   */
+  close(): void;
 }
 
 /** A listening HTTP server. */
