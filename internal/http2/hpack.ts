@@ -1,8 +1,8 @@
 /**
- * HPACK (RFC 7541) for the host's HTTP/2 client: a full decoder (static and dynamic
+ * HPACK (RFC 7541) for the HTTP/2 engine, both roles: a full decoder (static and dynamic
  * tables, Huffman strings, table size updates) and an encoder that sends every field
- * as a literal without indexing, so that the client keeps no encoder state the peer
- * could make it get wrong.
+ * as a static-table index or a literal without indexing, so that we keep no encoder
+ * state the peer could make us get wrong (and an encoded block can be cached).
  *
  * Header names and values are byte strings: one character per byte (Latin-1), as
  * `Headers` keeps them.
@@ -175,6 +175,54 @@ const TREE = (() => {
 })();
 
 /**
+ * The tree walked four bits at a time: for node `n` and nibble `v`, entry `16n + v` holds
+ * the node reached (bits 0-8), the symbol emitted on the way plus one (bits 9-17; no
+ * code is shorter than five bits, so a nibble completes at most one), and bit 18 when
+ * the nibble runs into EOS. `ACCEPTS[n]`: whether ending at node `n` is valid padding
+ * (fewer than eight bits since the last symbol, all ones).
+ */
+const [NIBBLES, ACCEPTS] = (() => {
+  const nodes = TREE.length / 2;
+  const depth = new Int32Array(nodes);
+  const ones = new Uint8Array(nodes);
+  ones[0] = 1;
+  for (let n = 0; n < nodes; n++) {
+    for (let bit = 0; bit < 2; bit++) {
+      const child = TREE[2 * n + bit];
+      if (child > 0) {
+        depth[child] = depth[n] + 1;
+        ones[child] = ones[n] & bit;
+      }
+    }
+  }
+  const table = new Int32Array(nodes * 16);
+  for (let n = 0; n < nodes; n++) {
+    for (let v = 0; v < 16; v++) {
+      let node = n;
+      let emitted = 0;
+      let eos = 0;
+      for (let bit = 3; bit >= 0; bit--) {
+        const next = TREE[2 * node + ((v >> bit) & 1)];
+        if (next < 0) {
+          if (-1 - next === EOS) eos = 1;
+          else emitted = -next; // symbol + 1
+          node = 0;
+        } else {
+          node = next;
+        }
+      }
+      table[16 * n + v] = node | (emitted << 9) | (eos << 18);
+    }
+  }
+  const accepts = new Uint8Array(nodes);
+  for (let n = 0; n < nodes; n++) accepts[n] = depth[n] <= 7 && ones[n] ? 1 : 0;
+  return [table, accepts];
+})();
+
+/** Scratch space for Huffman output, grown as needed. */
+let huffmanOut = new Uint8Array(256);
+
+/**
  * Decodes a Huffman-coded string (RFC 7541 section 5.2).
  *
  * @example
@@ -186,34 +234,25 @@ const TREE = (() => {
  * ```
  */
 export function huffmanDecode(bytes: Uint8Array): string {
-  let out = "";
+  // At most one symbol per five bits.
+  const most = Math.ceil((bytes.length * 8) / 5);
+  if (huffmanOut.length < most) huffmanOut = new Uint8Array(most * 2);
+  const out = huffmanOut;
+  let length = 0;
   let node = 0;
-  // Bits read since the last symbol, and whether they were all ones: the padding.
-  let pending = 0;
-  let allOnes = true;
   for (let i = 0; i < bytes.length; i++) {
     const byte = bytes[i];
-    for (let bit = 7; bit >= 0; bit--) {
-      const one = (byte >> bit) & 1;
-      const next = TREE[2 * node + one];
-      pending++;
-      allOnes &&= one === 1;
-      if (next < 0) {
-        const symbol = -1 - next;
-        if (symbol === EOS) throw new HpackError("Huffman string contains EOS");
-        out += String.fromCharCode(symbol);
-        node = 0;
-        pending = 0;
-        allOnes = true;
-      } else if (next === 0) {
-        throw new HpackError("invalid Huffman code");
-      } else {
-        node = next;
-      }
-    }
+    let entry = NIBBLES[16 * node + (byte >> 4)];
+    if (entry & 0x40000) throw new HpackError("Huffman string contains EOS");
+    if (entry & 0x3fe00) out[length++] = (entry >> 9 & 0x1ff) - 1;
+    node = entry & 0x1ff;
+    entry = NIBBLES[16 * node + (byte & 0xf)];
+    if (entry & 0x40000) throw new HpackError("Huffman string contains EOS");
+    if (entry & 0x3fe00) out[length++] = (entry >> 9 & 0x1ff) - 1;
+    node = entry & 0x1ff;
   }
-  if (pending > 7 || !allOnes) throw new HpackError("invalid Huffman padding");
-  return out;
+  if (!ACCEPTS[node]) throw new HpackError("invalid Huffman padding");
+  return latin1(out, 0, length);
 }
 
 /**
@@ -229,6 +268,28 @@ export function huffmanDecode(bytes: Uint8Array): string {
 export type HeaderField = [name: string, value: string];
 
 /**
+ * A header list past the hard limit given to {@linkcode HpackDecoder.decodeFlat}: decoding
+ * stopped there (an HPACK bomb, or just too large), and the connection's table may be
+ * out of step, so the connection has to end.
+ *
+ * @example
+ * ```ts
+ * import { HeaderListTooLarge, HpackError } from "./hpack.ts";
+ * const error = new HeaderListTooLarge(100);
+ * console.assert(error instanceof HpackError && error.limit === 100);
+ * ```
+ */
+export class HeaderListTooLarge extends HpackError {
+  override name = "HeaderListTooLarge";
+  /** The limit it passed. */
+  readonly limit: number;
+  constructor(limit: number) {
+    super(`header list larger than ${limit} bytes`);
+    this.limit = limit;
+  }
+}
+
+/**
  * One connection's HPACK decoder. Header blocks must be decoded in the order they
  * arrive, since they share the dynamic table.
  *
@@ -241,10 +302,14 @@ export type HeaderField = [name: string, value: string];
  * ```
  */
 export class HpackDecoder {
-  #table: HeaderField[] = [];
+  /** The dynamic table, oldest entry first: index 62 is the last one. */
+  #names: string[] = [];
+  #values: string[] = [];
   #size = 0;
   #maxSize: number;
   readonly #limit: number;
+  /** Where the block being decoded is read next. */
+  #at = 0;
 
   /** `maxTableSize` is our SETTINGS_HEADER_TABLE_SIZE (4096 unless we sent another). */
   constructor(maxTableSize = 4096) {
@@ -258,114 +323,166 @@ export class HpackDecoder {
    * references to a large table entry could otherwise grow a block a thousandfold.
    */
   decode(block: Uint8Array, maxListSize = 1024 * 1024): HeaderField[] {
+    const flat: string[] = [];
+    this.decodeFlat(block, flat, maxListSize, maxListSize);
     const fields: HeaderField[] = [];
-    const at = { i: 0 };
+    for (let i = 0; i < flat.length; i += 2) fields.push([flat[i], flat[i + 1]]);
+    return fields;
+  }
+
+  /**
+   * Decodes one whole header block into `out` as name, value, name, value… and returns
+   * the list's size as RFC 9113 section 6.5.2 counts it. Fields stop being added once
+   * that size passes `keepLimit` (the block is still decoded, to keep the table in
+   * step; the caller sees the size and refuses the list); past `hardLimit` decoding
+   * stops with {@linkcode HeaderListTooLarge}. Malformed blocks throw
+   * {@linkcode HpackError}.
+   */
+  decodeFlat(block: Uint8Array, out: string[], keepLimit: number, hardLimit: number): number {
+    this.#at = 0;
     let listSize = 0;
-    const push = (field: HeaderField) => {
-      listSize += field[0].length + field[1].length + 32;
-      if (listSize > maxListSize) {
-        throw new HpackError(`header list larger than ${maxListSize} bytes`);
-      }
-      fields.push(field);
-    };
-    while (at.i < block.length) {
-      const byte = block[at.i];
+    let fields = 0;
+    const staticLength = STATIC_TABLE.length;
+    while (this.#at < block.length) {
+      const byte = block[this.#at];
+      let name: string;
+      let value: string;
       if (byte & 0x80) {
-        push(this.#entry(readInteger(block, at, 7)));
+        const index = this.#integer(block, 7);
+        if (index === 0) throw new HpackError("index 0");
+        if (index <= staticLength) {
+          name = STATIC_NAMES[index - 1];
+          value = STATIC_VALUES[index - 1];
+        } else {
+          const at = this.#names.length - (index - staticLength);
+          if (at < 0) throw new HpackError(`index ${index} is not in the table`);
+          name = this.#names[at];
+          value = this.#values[at];
+        }
       } else if (byte & 0x40) {
-        const field = this.#literal(block, at, 6);
-        this.#insert(field);
-        push(field);
+        name = this.#literalName(block, 6);
+        value = this.#string(block);
+        this.#insert(name, value);
       } else if (byte & 0x20) {
-        if (fields.length > 0) throw new HpackError("table size update after a field");
-        const size = readInteger(block, at, 5);
+        if (fields > 0) throw new HpackError("table size update after a field");
+        const size = this.#integer(block, 5);
         if (size > this.#limit) {
           throw new HpackError(`table size update to ${size} exceeds ${this.#limit}`);
         }
         this.#maxSize = size;
         this.#evict(0);
+        continue;
       } else {
         // Literal without indexing (0000) or never indexed (0001): not added.
-        push(this.#literal(block, at, 4));
+        name = this.#literalName(block, 4);
+        value = this.#string(block);
       }
+      fields++;
+      listSize += name.length + value.length + 32;
+      if (listSize > hardLimit) throw new HeaderListTooLarge(hardLimit);
+      if (listSize <= keepLimit) out.push(name, value);
     }
-    return fields;
+    return listSize;
   }
 
-  #entry(index: number): HeaderField {
+  #name(index: number): string {
     if (index === 0) throw new HpackError("index 0");
-    if (index <= STATIC_TABLE.length) {
-      const [name, value] = STATIC_TABLE[index - 1];
-      return [name, value];
-    }
-    const entry = this.#table[index - STATIC_TABLE.length - 1];
-    if (!entry) throw new HpackError(`index ${index} is not in the table`);
-    return [entry[0], entry[1]];
+    if (index <= STATIC_TABLE.length) return STATIC_NAMES[index - 1];
+    const at = this.#names.length - (index - STATIC_TABLE.length);
+    if (at < 0) throw new HpackError(`index ${index} is not in the table`);
+    return this.#names[at];
   }
 
-  #literal(block: Uint8Array, at: { i: number }, prefix: number): HeaderField {
-    const index = readInteger(block, at, prefix);
-    const name = index === 0 ? readString(block, at) : this.#entry(index)[0];
-    return [name, readString(block, at)];
+  #literalName(block: Uint8Array, prefix: number): string {
+    const index = this.#integer(block, prefix);
+    return index === 0 ? this.#string(block) : this.#name(index);
   }
 
-  #insert(field: HeaderField): void {
-    const size = field[0].length + field[1].length + 32;
+  #insert(name: string, value: string): void {
+    const size = name.length + value.length + 32;
     if (size > this.#maxSize) {
       // An entry larger than the table empties it and is not added (section 4.4).
-      this.#table.length = 0;
+      this.#names.length = 0;
+      this.#values.length = 0;
       this.#size = 0;
       return;
     }
     this.#evict(size);
-    this.#table.unshift(field);
+    this.#names.push(name);
+    this.#values.push(value);
     this.#size += size;
   }
 
   /** Evicts the oldest entries until `room` more bytes fit. */
   #evict(room: number): void {
-    while (this.#size + room > this.#maxSize && this.#table.length > 0) {
-      const [name, value] = this.#table.pop()!;
-      this.#size -= name.length + value.length + 32;
+    let drop = 0;
+    while (this.#size + room > this.#maxSize && drop < this.#names.length) {
+      this.#size -= this.#names[drop].length + this.#values[drop].length + 32;
+      drop++;
+    }
+    if (drop > 0) {
+      this.#names.splice(0, drop);
+      this.#values.splice(0, drop);
     }
   }
-}
 
-function readInteger(block: Uint8Array, at: { i: number }, prefix: number): number {
-  const max = (1 << prefix) - 1;
-  let value = block[at.i++] & max;
-  if (value < max) return value;
-  let shift = 0;
-  for (;;) {
-    if (at.i >= block.length) throw new HpackError("truncated integer");
-    const byte = block[at.i++];
-    value += (byte & 0x7f) * 2 ** shift;
-    if (value > 0x7fffffff) throw new HpackError("integer too large");
-    if ((byte & 0x80) === 0) return value;
-    shift += 7;
+  #integer(block: Uint8Array, prefix: number): number {
+    const max = (1 << prefix) - 1;
+    let value = block[this.#at++] & max;
+    if (value < max) return value;
+    let shift = 0;
+    for (;;) {
+      if (this.#at >= block.length) throw new HpackError("truncated integer");
+      const byte = block[this.#at++];
+      value += (byte & 0x7f) * 2 ** shift;
+      if (value > 0x7fffffff) throw new HpackError("integer too large");
+      if ((byte & 0x80) === 0) return value;
+      shift += 7;
+    }
+  }
+
+  #string(block: Uint8Array): string {
+    if (this.#at >= block.length) throw new HpackError("truncated string");
+    const huffman = (block[this.#at] & 0x80) !== 0;
+    const length = this.#integer(block, 7);
+    const start = this.#at;
+    if (start + length > block.length) throw new HpackError("truncated string");
+    this.#at += length;
+    return huffman
+      ? huffmanDecode(block.subarray(start, start + length))
+      : latin1(block, start, start + length);
   }
 }
 
-function readString(block: Uint8Array, at: { i: number }): string {
-  if (at.i >= block.length) throw new HpackError("truncated string");
-  const huffman = (block[at.i] & 0x80) !== 0;
-  const length = readInteger(block, at, 7);
-  if (at.i + length > block.length) throw new HpackError("truncated string");
-  const bytes = block.subarray(at.i, at.i + length);
-  at.i += length;
-  return huffman ? huffmanDecode(bytes) : latin1(bytes);
-}
+const STATIC_NAMES = STATIC_TABLE.map(([name]) => name);
+const STATIC_VALUES = STATIC_TABLE.map(([, value]) => value);
 
-function latin1(bytes: Uint8Array): string {
+/** Bytes `start` to `end` as a byte string (one character per byte). */
+function latin1(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= 4096) {
+    // deno-lint-ignore no-explicit-any
+    return String.fromCharCode.apply(null, bytes.subarray(start, end) as any);
+  }
   let out = "";
-  for (let i = 0; i < bytes.length; i++) out += String.fromCharCode(bytes[i]);
+  for (let at = start; at < end; at += 4096) out += latin1(bytes, at, Math.min(end, at + 4096));
   return out;
 }
 
+/** Each static entry with a value, by `name + "\0" + value`: sent as one byte. */
+const STATIC_FIELD_INDEX = new Map<string, number>();
+STATIC_TABLE.forEach(([name, value], i) => {
+  if (value !== "") STATIC_FIELD_INDEX.set(`${name}\0${value}`, i + 1);
+});
+
+/** Scratch space for the encoder, grown as needed. */
+let scratch = new Uint8Array(1024);
+let scratchAt = 0;
+
 /**
- * Encodes fields as literals without indexing, with the static table's name where it
- * has one. Names must already be lower case. Throws a TypeError on a character
- * outside Latin-1 or on CR, LF or NUL.
+ * Encodes fields as static-table indexes where the whole field is in the static table,
+ * else as literals without indexing (with the static table's name where it has one).
+ * Names must already be lower case. Throws a TypeError on a character outside Latin-1
+ * or on CR, LF or NUL.
  *
  * @example
  * ```ts
@@ -376,42 +493,76 @@ function latin1(bytes: Uint8Array): string {
  * ```
  */
 export function encodeHeaderBlock(fields: Iterable<HeaderField>): Uint8Array {
-  const out: number[] = [];
-  for (const [name, value] of fields) {
-    const index = STATIC_NAME_INDEX.get(name);
-    if (index === undefined) {
-      out.push(0);
-      writeString(out, name, name);
-    } else {
-      writeInteger(out, index, 4, 0);
-    }
-    writeString(out, value, name);
-  }
-  return Uint8Array.from(out);
+  scratchAt = 0;
+  for (const [name, value] of fields) encodeField(name, value);
+  return scratch.slice(0, scratchAt);
 }
 
-function writeInteger(out: number[], value: number, prefix: number, flags: number): void {
-  const max = (1 << prefix) - 1;
-  if (value < max) {
-    out.push(flags | value);
+/**
+ * {@linkcode encodeHeaderBlock} for fields given flat: name, value, name, value…
+ *
+ * @example
+ * ```ts
+ * import { encodeFlatHeaderBlock } from "./hpack.ts";
+ * // ":status: 200" is static entry 8: one byte.
+ * console.assert(encodeFlatHeaderBlock([":status", "200"])[0] === 0x88);
+ * ```
+ */
+export function encodeFlatHeaderBlock(flat: readonly string[]): Uint8Array {
+  scratchAt = 0;
+  for (let i = 0; i < flat.length; i += 2) encodeField(flat[i], flat[i + 1]);
+  return scratch.slice(0, scratchAt);
+}
+
+function encodeField(name: string, value: string): void {
+  const whole = STATIC_FIELD_INDEX.get(`${name}\0${value}`);
+  if (whole !== undefined) {
+    room(1);
+    scratch[scratchAt++] = 0x80 | whole;
     return;
   }
-  out.push(flags | max);
-  value -= max;
-  while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80);
-    value = Math.floor(value / 0x80);
+  const index = STATIC_NAME_INDEX.get(name);
+  if (index === undefined) {
+    room(1);
+    scratch[scratchAt++] = 0;
+    writeString(name, name);
+  } else {
+    writeInteger(index, 4, 0);
   }
-  out.push(value);
+  writeString(value, name);
 }
 
-function writeString(out: number[], text: string, field: string): void {
-  writeInteger(out, text.length, 7, 0);
+function room(bytes: number): void {
+  if (scratchAt + bytes <= scratch.length) return;
+  const bigger = new Uint8Array(Math.max(scratch.length * 2, scratchAt + bytes));
+  bigger.set(scratch.subarray(0, scratchAt));
+  scratch = bigger;
+}
+
+function writeInteger(value: number, prefix: number, flags: number): void {
+  room(6);
+  const max = (1 << prefix) - 1;
+  if (value < max) {
+    scratch[scratchAt++] = flags | value;
+    return;
+  }
+  scratch[scratchAt++] = flags | max;
+  value -= max;
+  while (value >= 0x80) {
+    scratch[scratchAt++] = (value % 0x80) | 0x80;
+    value = Math.floor(value / 0x80);
+  }
+  scratch[scratchAt++] = value;
+}
+
+function writeString(text: string, field: string): void {
+  writeInteger(text.length, 7, 0);
+  room(text.length);
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if (code > 0xff || code === 0 || code === 0x0a || code === 0x0d) {
       throw new TypeError(`header ${field}: character U+${code.toString(16)} is not allowed`);
     }
-    out.push(code);
+    scratch[scratchAt++] = code;
   }
 }
