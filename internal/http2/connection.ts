@@ -1743,7 +1743,8 @@ export class Connection {
           `HEADERS on stream ${id}, below one already opened`,
         );
       }
-      return this.#streamError(id, STREAM_CLOSED, `HEADERS on closed stream ${id}`);
+      // Not a frame in flight before our reset: the peer tries to reuse a closed stream.
+      return this.#connectionError(STREAM_CLOSED, `HEADERS on closed stream ${id}`);
     }
     if (this.#isLocal(id) || this.role === "client") {
       return this.#connectionError(PROTOCOL_ERROR, `HEADERS opening stream ${id}`);
