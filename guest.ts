@@ -52,6 +52,7 @@ import {
 } from "./internal/log.ts";
 import { createPluginHandler, type ExtraHandler } from "./internal/router.ts";
 import {
+  defaultServer,
   everyUnref,
   exitProcess,
   onTerminationSignal,
@@ -63,6 +64,7 @@ import {
   writeStderr,
   writeStdout,
 } from "./internal/runtime/deno.ts";
+import type { HttpServerKind } from "./internal/runtime/types.ts";
 
 export { field } from "./internal/config.ts";
 export type {
@@ -77,6 +79,7 @@ export type {
 export { Logger, LogLevel, parseLogLevel } from "./internal/log.ts";
 export type { LogEntry, LogFormat, LoggerOptions, LogLevelName } from "./internal/log.ts";
 export type { ExtraHandler } from "./internal/router.ts";
+export type { HttpServerKind } from "./internal/runtime/types.ts";
 export {
   type PingRequest,
   PingRequestSchema,
@@ -211,11 +214,20 @@ export interface ServeOptions<
   signal?: AbortSignal;
   /**
    * A connection whose first request's headers are not all in within this many
-   * milliseconds is closed (slowloris), as Go's servers do. Honoured on Node; Deno.serve
-   * has no such setting (its own limit is documented in docs/RELIABILITY.md).
+   * milliseconds is closed (slowloris), as Go's servers do. Honoured by every server but
+   * Deno's native one (`server: "native"` on Deno), which has no such setting.
    * @default {30_000}
    */
   headerTimeoutMs?: number;
+  /**
+   * Which HTTP server answers. `"engine"`: this package's own HTTP/2 engine, which
+   * serves gRPC, Connect and gRPC-Web on one port (HTTP/1.1 connections are handed to
+   * the runtime's HTTP/1.1 server). `"native"`: the runtime's own server alone; on Deno
+   * that is `Deno.serve`, which cannot send HTTP trailers, so gRPC calls are refused
+   * UNIMPLEMENTED (Connect and gRPC-Web work); on Node it is node:http2 with node:http.
+   * @default {"engine" on Deno, "native" on Node}
+   */
+  server?: HttpServerKind;
   /**
    * When set, every call but health checks must carry `authorization: Bearer <token>`
    * or fails UNAUTHENTICATED. {@linkcode start} takes it from `FTL_PLUGIN_TOKEN`.
@@ -262,11 +274,12 @@ export interface PluginServer {
 }
 
 /**
- * Serves a plugin's services over Connect and gRPC-Web (HTTP/1.1 and h2c), with
- * `grpc.health.v1.Health` and gRPC server reflection v1 and v1alpha beside them.
+ * Serves a plugin's services over gRPC, Connect and gRPC-Web (h2c, and HTTP/1.1 for
+ * Connect and gRPC-Web) on one address, with `grpc.health.v1.Health` and gRPC server
+ * reflection v1 and v1alpha beside them.
  *
- * On Node it serves gRPC too. On Deno, gRPC requests get a trailers-only
- * UNIMPLEMENTED answer that says so: the Deno listener cannot send HTTP trailers.
+ * With `server: "native"` on Deno, gRPC requests get a trailers-only UNIMPLEMENTED
+ * answer that says so: `Deno.serve` cannot send HTTP trailers.
  *
  * @param options What to serve and where.
  * @returns The running server.
@@ -313,6 +326,10 @@ export async function serve<
     }
   }
   const address = parseBindUrl(options.bind);
+  const serverKind = options.server ?? defaultServer;
+  if (serverKind !== "engine" && serverKind !== "native") {
+    throw new TypeError(`serve: server must be "engine" or "native", not ${String(serverKind)}`);
+  }
   const logger = options.logger ?? stderrLogger(parseLogLevel("info"));
   const cancelCalls = new AbortController();
   const implementation: object = options.implementation;
@@ -324,7 +341,8 @@ export async function serve<
     logger,
     readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
     shutdownSignal: cancelCalls.signal,
-    trailers: serverSendsTrailers,
+    // The engine sends trailers on every runtime; a native server only where it can.
+    trailers: serverKind === "engine" || serverSendsTrailers,
     token: options.token,
   });
   await warmUp(handler, options.service, options.token);
@@ -333,6 +351,7 @@ export async function serve<
     headerTimeoutMs: options.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS,
     handler,
     onError: (error) => logger.error("request failed", error),
+    server: serverKind,
   });
 
   const defaultGrace = options.shutdownGraceMs ?? DEFAULT_GRACE_MS;
@@ -522,6 +541,11 @@ export interface StartOptions<
    * @default {30_000}
    */
   headerTimeoutMs?: number;
+  /**
+   * Which HTTP server answers: see {@linkcode ServeOptions.server}.
+   * @default {"engine" on Deno, "native" on Node}
+   */
+  server?: HttpServerKind;
 }
 
 const logLevelField = field.enum(LOG_LEVEL_NAMES, {
@@ -695,6 +719,7 @@ export async function start<
       readMaxBytes: options.readMaxBytes,
       shutdownGraceMs: options.shutdownGraceMs,
       headerTimeoutMs: options.headerTimeoutMs,
+      server: options.server,
       token: env.FTL_PLUGIN_TOKEN || undefined,
     });
   } catch (error) {

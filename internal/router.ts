@@ -56,7 +56,10 @@ export interface PluginHandlerOptions {
   readMaxBytes: number;
   /** Aborting it cancels every call in flight. */
   shutdownSignal: AbortSignal;
-  /** Whether the listener can send HTTP trailers (gRPC needs them). */
+  /**
+   * Whether the listener can send HTTP trailers (gRPC needs them): false only for
+   * `Deno.serve`, and then gRPC calls are refused UNIMPLEMENTED.
+   */
   trailers: boolean;
   /** When set, calls (health excepted) need `authorization: Bearer <token>`. */
   token?: string;
@@ -234,13 +237,14 @@ async function* once(text: string): AsyncIterable<Uint8Array> {
 }
 
 /**
- * Deno.serve cannot send HTTP trailers, which every gRPC response needs, but a
- * trailers-only response (status in the headers) still reaches a gRPC client.
+ * A listener that cannot send HTTP trailers (`Deno.serve`, the guest's `server:
+ * "native"` on Deno) cannot answer gRPC, but a trailers-only response (status in the
+ * headers) still reaches a gRPC client.
  */
 function grpcUnsupported(): UniversalServerResponse {
   return trailersOnly(
     Code.Unimplemented,
-    "this plugin speaks Connect and gRPC-Web, not gRPC: its Deno listener cannot send HTTP trailers",
+    'this plugin speaks Connect and gRPC-Web, not gRPC: it serves with Deno.serve (server: "native"), which cannot send HTTP trailers',
   );
 }
 

@@ -11,6 +11,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { ANSWER_MAX_BYTES, H2Pool } from "../h2_client.ts";
+import { createH2Server } from "../http2/server_universal.ts";
 import {
   type FastRequest,
   plainHeaders,
@@ -24,6 +25,7 @@ import type {
   ByteStream,
   Child,
   HttpServer,
+  HttpServerKind,
   Listener,
   PluginHttpClient,
   ServeHttpOptions,
@@ -122,22 +124,37 @@ export function everyUnref(ms: number, callback: () => void): () => void {
 }
 
 /**
- * Whether this runtime's HTTP server can send HTTP trailers, which gRPC needs.
- * `Deno.serve` cannot.
+ * Whether this runtime's native HTTP server can send HTTP trailers, which gRPC needs.
+ * `Deno.serve` cannot; the engine (`server: "engine"`) can.
  */
 export const serverSendsTrailers: boolean = false;
 
+/** The server `serveHttp` runs when not told: the engine, which answers gRPC too. */
+export const defaultServer: HttpServerKind = "engine";
+
 /**
- * Serves HTTP/1.1 and h2c (prior knowledge) with `Deno.serve`.
+ * Serves h2c (prior knowledge) and HTTP/1.1 on one address.
  *
- * The handler never sees `request.signal`: reading it makes Deno print a one-time
- * warning, so the per-call signal comes from the handler info's `completed` promise.
+ * With `server: "engine"` (the default) every connection's first bytes choose: the
+ * HTTP/2 preface goes to the project's HTTP/2 engine, anything else to `Deno.serve`
+ * for HTTP/1.1 on a private listener, the bytes piped both ways. With `"native"`,
+ * `Deno.serve` alone answers both (no trailers, so no gRPC; no header timeout).
+ *
+ * `Deno.serve`'s handler never sees `request.signal`: reading it makes Deno print a
+ * one-time warning, so the per-call signal comes from the handler info's `completed`
+ * promise.
  */
-export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
-  // options.headerTimeoutMs: Deno.serve has no setting for it (see docs/RELIABILITY.md).
-  const { address } = options;
-  const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
-  const handler: Deno.ServeHandler = async (request, info) => {
+export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
+  return (options.server ?? defaultServer) === "engine"
+    ? serveWithEngine(options)
+    : serveNative(options);
+}
+
+/** `options.handler` as a `Deno.serve` handler. */
+function fetchHandler(options: ServeHttpOptions, grpc: boolean): Deno.ServeHandler {
+  return async (request, info) => {
+    // Only the engine speaks HTTP/2 here; gRPC over HTTP/1.1 would lose its trailers.
+    if (!grpc && isGrpcRequest(request.headers)) return grpcNeedsHttp2();
     const response = await options.handler(
       new ServeRequest(request, info) as unknown as FastRequest,
     );
@@ -151,7 +168,27 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
     }
     return universalServerResponseToFetch(response);
   };
-  const common = {
+}
+
+function isGrpcRequest(headers: Headers): boolean {
+  return /^application\/grpc(\+|;|$)/i.test(headers.get("content-type") ?? "");
+}
+
+function grpcNeedsHttp2(): Response {
+  return new Response(null, {
+    headers: {
+      "content-type": "application/grpc",
+      "grpc-status": "12", // UNIMPLEMENTED
+      "grpc-message": encodeURIComponent("gRPC needs HTTP/2; this was HTTP/1.1"),
+    },
+  });
+}
+
+function serveOptions(options: ServeHttpOptions): {
+  onListen: () => void;
+  onError: (error: unknown) => Response;
+} {
+  return {
     // Deno.serve prints "Listening on …" to stdout unless told otherwise.
     onListen: () => {},
     onError: (error: unknown) => {
@@ -159,6 +196,16 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       return new Response("internal error\n", { status: 500 });
     },
   };
+}
+
+/** `Deno.serve` alone: Connect and gRPC-Web over HTTP/1.1 and h2c. */
+async function serveNative(options: ServeHttpOptions): Promise<HttpServer> {
+  // options.headerTimeoutMs: Deno.serve has no setting for it (see docs/RELIABILITY.md).
+  const { address } = options;
+  const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
+  // The router refuses gRPC itself, with a message that says why.
+  const handler = fetchHandler(options, true);
+  const common = serveOptions(options);
   try {
     if (address.kind === "unix") {
       // A socket file left by an earlier run would make the bind fail.
@@ -199,6 +246,292 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
     const flag = address.kind === "unix" ? "--allow-read and --allow-write" : "--allow-net";
     throw explainPermission(error, flag, `listen on ${where}`);
   }
+}
+
+/** The HTTP/2 client connection preface (RFC 9113, 3.4). */
+const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/** A connection's first bytes, and whether they are the HTTP/2 preface. */
+interface FirstBytes {
+  http2: boolean;
+  bytes: Uint8Array;
+}
+
+/**
+ * Reads until the bytes either differ from the HTTP/2 preface (HTTP/1.1, decided at the
+ * first differing byte) or hold all of it; `null` if the connection ends first.
+ */
+async function readFirstBytes(socket: ByteStream): Promise<FirstBytes | null> {
+  const buffer = new Uint8Array(16 * 1024);
+  let length = 0;
+  for (;;) {
+    const count = await socket.read(buffer.subarray(length));
+    if (count === null) return null;
+    const from = length;
+    length += count;
+    const end = Math.min(length, PREFACE.length);
+    for (let i = from; i < end; i++) {
+      if (buffer[i] !== PREFACE[i]) return { http2: false, bytes: buffer.subarray(0, length) };
+    }
+    if (length >= PREFACE.length) return { http2: true, bytes: buffer.subarray(0, length) };
+  }
+}
+
+/**
+ * The engine behind a first-bytes switch. The header timeout runs from accept: until
+ * the preface is in for HTTP/2 (the engine then starts its own, for the first request's
+ * header block), until the first request's head has passed for HTTP/1.1.
+ */
+async function serveWithEngine(options: ServeHttpOptions): Promise<HttpServer> {
+  const listener = await listen(options.address);
+  const engine = createH2Server({
+    handler: options.handler,
+    onError: options.onError,
+    headerTimeoutMs: options.headerTimeoutMs,
+  });
+  const http1 = new Http1Backend(options, listener.address);
+  /** Connections whose first bytes have not decided yet. */
+  const undecided = new Set<ByteStream>();
+  let stopping = false;
+
+  const route = async (socket: ByteStream): Promise<void> => {
+    undecided.add(socket);
+    const deadline = setTimeout(() => socket.close(), options.headerTimeoutMs);
+    let first: FirstBytes | null = null;
+    try {
+      first = await readFirstBytes(socket);
+    } catch {
+      // Reset before it said anything.
+    }
+    undecided.delete(socket);
+    if (first === null || stopping) {
+      clearTimeout(deadline);
+      socket.close();
+    } else if (first.http2) {
+      clearTimeout(deadline);
+      void engine.serve(socket, first.bytes);
+    } else {
+      void http1.tunnel(socket, first.bytes, deadline);
+    }
+  };
+  const accepting = (async () => {
+    for (;;) {
+      let socket: ByteStream | null;
+      try {
+        socket = await listener.accept();
+      } catch (error) {
+        // Out of file descriptors, say: the next accept may well succeed.
+        options.onError(error);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      if (socket === null) return;
+      void route(socket);
+    }
+  })();
+
+  let markFinished = () => {};
+  const finished = new Promise<void>((resolve) => (markFinished = resolve));
+  let stopped: Promise<void> | undefined;
+  return {
+    address: listener.address,
+    finished,
+    shutdown: () =>
+      stopped ??= (async () => {
+        stopping = true;
+        listener.close();
+        // Nothing was asked on these yet.
+        for (const socket of undecided) socket.close();
+        await Promise.all([accepting, engine.shutdown(), http1.shutdown()]);
+        markFinished();
+      })(),
+  };
+}
+
+/**
+ * Where the engine sends HTTP/1.1: `Deno.serve` on a private listener, started on first
+ * use (it costs about 3 ms, which a plugin spoken to only in h2c never pays), each
+ * connection piped to it. The listener is loopback TCP beside a TCP bind: a guest runs
+ * with `--allow-net --allow-env`, and a unix socket would need a directory to write;
+ * measured with curl through the pipe, a unix socket was no faster to speak of. Beside
+ * a unix bind it is a unix socket in a fresh 0700 directory next to the bound one,
+ * which that bind may write, so that no TCP port opens.
+ */
+class Http1Backend {
+  readonly #options: ServeHttpOptions;
+  readonly #bound: BindAddress;
+  #server?: Promise<{ server: Deno.HttpServer; target: SocketTarget; dir?: string }>;
+  readonly #tunnels = new Set<Tunnel>();
+  #stopping = false;
+
+  constructor(options: ServeHttpOptions, bound: BindAddress) {
+    this.#options = options;
+    this.#bound = bound;
+  }
+
+  #start(): Promise<{ server: Deno.HttpServer; target: SocketTarget; dir?: string }> {
+    return this.#server ??= (async () => {
+      const common = serveOptions(this.#options);
+      const handler = fetchHandler(this.#options, false);
+      if (this.#bound.kind === "unix") {
+        const bound = this.#bound.path;
+        let dir: string;
+        try {
+          dir = await Deno.makeTempDir({
+            dir: bound.slice(0, bound.lastIndexOf("/")) || "/",
+            prefix: `${bound.slice(bound.lastIndexOf("/") + 1)}.http1-`,
+          });
+        } catch (error) {
+          throw explainPermission(error, "--allow-write", `serve HTTP/1.1 beside ${bound}`);
+        }
+        const path = `${dir}/http1.sock`;
+        const server = Deno.serve({ ...common, path }, handler);
+        return { server, target: { path }, dir };
+      }
+      let server: Deno.HttpServer<Deno.NetAddr>;
+      try {
+        server = Deno.serve({ ...common, hostname: "127.0.0.1", port: 0 }, handler);
+      } catch (error) {
+        throw explainPermission(error, "--allow-net", "serve HTTP/1.1 on 127.0.0.1");
+      }
+      return { server, target: { hostname: "127.0.0.1", port: server.addr.port } };
+    })();
+  }
+
+  /**
+   * Pipes `client` (whose first bytes are `prefix`) to `Deno.serve` and back. `deadline`
+   * closes the client unless cleared: it is, once the first request's head has passed.
+   */
+  async tunnel(
+    client: ByteStream,
+    prefix: Uint8Array,
+    deadline: ReturnType<typeof setTimeout>,
+  ): Promise<void> {
+    let upstream: ByteStream;
+    try {
+      upstream = await connectSocket((await this.#start()).target);
+    } catch (error) {
+      clearTimeout(deadline);
+      client.close();
+      this.#options.onError(error);
+      return;
+    }
+    let markDone = () => {};
+    const tunnel: Tunnel = {
+      headDone: false,
+      close: () => {
+        client.close();
+        upstream.close();
+      },
+      done: new Promise((resolve) => (markDone = resolve)),
+    };
+    if (this.#stopping) return tunnel.close();
+    this.#tunnels.add(tunnel);
+    const head = new HeadEnd();
+    const passed = (bytes: Uint8Array) => {
+      if (!tunnel.headDone && head.ends(bytes)) {
+        tunnel.headDone = true;
+        clearTimeout(deadline);
+      }
+    };
+    const toServer = async () => {
+      passed(prefix);
+      await writeAll(upstream, prefix);
+      const buffer = new Uint8Array(PIPE_BUFFER_BYTES);
+      for (;;) {
+        const count = await client.read(buffer);
+        if (count === null) break;
+        const bytes = buffer.subarray(0, count);
+        passed(bytes);
+        await writeAll(upstream, bytes);
+      }
+      // The client is done sending: Deno.serve may still answer. Cut off mid-head (the
+      // deadline closed it), there is nothing to answer.
+      if (tunnel.headDone) (upstream as DenoStream).closeWrite();
+      else tunnel.close();
+    };
+    const toClient = async () => {
+      const buffer = new Uint8Array(PIPE_BUFFER_BYTES);
+      for (;;) {
+        const count = await upstream.read(buffer);
+        if (count === null) break;
+        await writeAll(client, buffer.subarray(0, count));
+      }
+    };
+    await Promise.all([
+      toServer().catch(tunnel.close),
+      // Deno.serve closes a connection it is done with (or shutting down): so do we.
+      toClient().catch(() => {}).finally(tunnel.close),
+    ]);
+    clearTimeout(deadline);
+    this.#tunnels.delete(tunnel);
+    markDone();
+  }
+
+  /** Drains `Deno.serve` (in-flight requests finish) and ends every tunnel. */
+  async shutdown(): Promise<void> {
+    this.#stopping = true;
+    // No request was made on these yet.
+    for (const tunnel of this.#tunnels) if (!tunnel.headDone) tunnel.close();
+    const started = await this.#server?.catch(() => undefined);
+    if (!started) return;
+    await started.server.shutdown();
+    // Deno.serve has closed its side of every tunnel; each passes on what is left of its
+    // answers, then closes its client. One whose client stops reading is cut off.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all([...this.#tunnels].map((tunnel) => tunnel.done)),
+      new Promise((resolve) => (timer = setTimeout(resolve, TUNNEL_DRAIN_MS))),
+    ]);
+    clearTimeout(timer);
+    for (const tunnel of this.#tunnels) tunnel.close();
+    if (started.dir) await Deno.remove(started.dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** How long tunnels get to pass on the end of their answers once Deno.serve has stopped. */
+const TUNNEL_DRAIN_MS = 5_000;
+
+/** Bytes read at a time through an HTTP/1.1 pipe, in each direction. */
+const PIPE_BUFFER_BYTES = 32 * 1024;
+
+/** One client piped to `Deno.serve`. */
+interface Tunnel {
+  /** Whether the first request's head has passed (the header deadline is off). */
+  headDone: boolean;
+  /** Closes both ends. */
+  close: () => void;
+  /** Resolves once both directions have ended. */
+  done: Promise<void>;
+}
+
+/**
+ * Finds the end of the first HTTP/1.1 request head (request line, headers, then an empty
+ * line) in bytes given piece by piece. Bare LF line ends count too (RFC 9112, 2.2), and
+ * empty lines before the request line are skipped.
+ */
+class HeadEnd {
+  #lineLength = 0;
+  #sawLine = false;
+
+  /** Whether the head ends within `bytes`, given after everything given before. */
+  ends(bytes: Uint8Array): boolean {
+    for (let i = 0; i < bytes.length; i++) {
+      const byte = bytes[i];
+      if (byte === 10) {
+        if (this.#lineLength > 0) this.#sawLine = true;
+        else if (this.#sawLine) return true;
+        this.#lineLength = 0;
+      } else if (byte !== 13) {
+        this.#lineLength++;
+      }
+    }
+    return false;
+  }
+}
+
+async function writeAll(stream: ByteStream, bytes: Uint8Array): Promise<void> {
+  while (bytes.length > 0) bytes = bytes.subarray(await stream.write(bytes));
 }
 
 /**
@@ -468,6 +801,12 @@ class DenoStream implements ByteStream {
   write(bytes: Uint8Array): Promise<number> {
     if (this.#closed) return Promise.reject(new Error("the connection is closed"));
     return this.#conn.write(bytes);
+  }
+
+  /** Ends the sending side: the peer reads the end, and may still answer. */
+  closeWrite(): void {
+    if (this.#closed) return;
+    this.#conn.closeWrite().catch(() => {});
   }
 
   close(): void {

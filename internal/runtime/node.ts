@@ -34,11 +34,13 @@ import {
   wholeBody,
 } from "../fast_unary.ts";
 import { ANSWER_MAX_BYTES, H2Pool } from "../h2_client.ts";
+import { createH2Server } from "../http2/server_universal.ts";
 import { socketStream } from "./node_socket.ts";
 import type {
   ByteStream,
   Child,
   HttpServer,
+  HttpServerKind,
   Listener,
   PluginHttpClient,
   ProcessExit,
@@ -160,16 +162,29 @@ export function everyUnref(ms: number, callback: () => void): () => void {
   return () => clearInterval(id);
 }
 
-/** Whether this runtime's HTTP server can send HTTP trailers, which gRPC needs. */
+/** Whether this runtime's native HTTP server can send HTTP trailers, which gRPC needs. */
 export const serverSendsTrailers: boolean = true;
 
 /**
- * Serves h2c (prior knowledge) and HTTP/1.1 on one port, through connect-node.
- * node:http2's `allowHTTP1` only works with TLS on Node 20, so each connection's
- * first bytes choose: the HTTP/2 preface goes to node:http2, anything else to
- * node:http.
+ * The server `serveHttp` runs when not told: node:http2, until the engine has been
+ * measured against it here.
+ */
+export const defaultServer: HttpServerKind = "native";
+
+/**
+ * Serves h2c (prior knowledge) and HTTP/1.1 on one port. node:http2's `allowHTTP1`
+ * only works with TLS on Node 20, so each connection's first bytes choose: the HTTP/2
+ * preface goes to node:http2 (`server: "native"`) or the project's HTTP/2 engine
+ * (`"engine"`), anything else to node:http.
  */
 export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
+  const engine = (options.server ?? defaultServer) === "engine"
+    ? createH2Server({
+      handler: options.handler,
+      onError: options.onError,
+      headerTimeoutMs: options.headerTimeoutMs,
+    })
+    : undefined;
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<Socket>();
   let inFlight = 0;
@@ -280,6 +295,13 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
     socket.once("close", () => clearTimeout(deadline));
     socket.once("data", (first: Buffer) => {
       socket.pause();
+      if (engine && startsLikeHttp2(first)) {
+        // The engine's own header timeout takes over; it closes the socket on shutdown.
+        clearTimeout(deadline);
+        sockets.delete(socket);
+        void engine.serve(socketStream(socket), first);
+        return;
+      }
       // Both parsers pick up bytes put back: node:http reads them from the stream, and
       // node:http2 feeds whatever is buffered to its session before reading the native handle.
       socket.unshift(first);
@@ -344,10 +366,12 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
           server.close();
           // GOAWAY to every HTTP/2 client; streams in flight still finish.
           for (const session of sessions) session.close();
+          const engineDrained = engine?.shutdown();
           // HTTP/1.1 requests in flight finish too.
           if (inFlight > 0) await new Promise<void>((r) => whenIdle.add(r));
           // Idle HTTP/1.1 keep-alive sockets (and silent ones) would hold the server open.
           for (const socket of sockets) socket.destroy();
+          await engineDrained;
           await finished;
         },
       });
