@@ -841,11 +841,23 @@ export class Connection {
     this.#decoder = new HpackDecoder(4096);
     this.#awaitingFirstHead = options.role === "server";
 
-    // Our preface: the client's magic, then SETTINGS (and a bigger connection window).
-    if (options.role === "client") this.#append(PREFACE);
+    // A server sends its SETTINGS once the client's preface is in: a peer that is no
+    // HTTP/2 client gets nothing but a GOAWAY.
+    if (options.role === "client") this.#sendPreface();
+    this.#requestFlush();
+    if (options.headerTimeoutMs !== undefined && this.#awaitingFirstHead) this.#armHeaderTimer();
+    this.#idleSince = Date.now();
+    if (options.idleTimeoutMs !== undefined) this.#armIdleTimer(options.idleTimeoutMs);
+    this.#readLoop(options.prefix ?? EMPTY);
+  }
+
+  /** Our connection preface: the client's magic, then SETTINGS and a larger window. */
+  #sendPreface(): void {
+    const role = this.role;
+    if (role === "client") this.#append(PREFACE);
     const settings: [number, number][] = [];
-    if (options.role === "client") settings.push([SETTINGS_ENABLE_PUSH, 0]);
-    if (options.role === "server" || options.maxConcurrentStreams !== undefined) {
+    if (role === "client") settings.push([SETTINGS_ENABLE_PUSH, 0]);
+    if (role === "server" || this.#options.maxConcurrentStreams !== undefined) {
       settings.push([SETTINGS_MAX_CONCURRENT_STREAMS, this.#maxStreams]);
     }
     if (this.#localWindow !== DEFAULT_WINDOW) {
@@ -866,10 +878,6 @@ export class Connection {
       this.#recvWindow = this.#connWindow;
     }
     this.#requestFlush();
-    if (options.headerTimeoutMs !== undefined && this.#awaitingFirstHead) this.#armHeaderTimer();
-    this.#idleSince = Date.now();
-    if (options.idleTimeoutMs !== undefined) this.#armIdleTimer(options.idleTimeoutMs);
-    this.#readLoop(options.prefix ?? EMPTY);
   }
 
   // ---------------------------------------------------------------- public
@@ -1475,7 +1483,11 @@ export class Connection {
     try {
       for (;;) {
         if (this.#terminating) {
-          start = end = 0; // draining: input no longer matters
+          // A peer we gave up on for an error is not read any more (a flood pushes back on
+          // it); after a graceful end, input is drained until we close.
+          const failure = this.#failure;
+          if (failure !== undefined && failure.code !== NO_ERROR && !failure.remote) return;
+          start = end = 0;
         } else {
           if (prefaceLeft > 0) {
             const n = Math.min(prefaceLeft, end - start);
@@ -1489,6 +1501,7 @@ export class Connection {
             if (!this.#terminating) {
               start += n;
               prefaceLeft -= n;
+              if (prefaceLeft === 0) this.#sendPreface();
             }
           }
           if (prefaceLeft === 0 && !this.#terminating) {
