@@ -123,25 +123,33 @@ describe("serve()", () => {
     assert.match(errors[0].attributes?.stack ?? "", /RangeError: a bug/);
   });
 
-  it("answers gRPC on Node, and on Deno a trailers-only UNIMPLEMENTED naming Connect", async () => {
+  it("answers gRPC, and with Deno's native server a trailers-only UNIMPLEMENTED naming Connect", async () => {
     await using server = await startEcho();
+    await using native = await startEcho({ server: "native" });
     const sessions = new Http2SessionManager(server.url);
+    const nativeSessions = new Http2SessionManager(native.url);
     try {
       const client = createClient(
         EchoService,
         createGrpcTransport({ baseUrl: server.url.href, sessionManager: sessions }),
       );
+      assert.equal((await client.echo({ message: "grpc" })).message, "hi grpc");
+      const nativeClient = createClient(
+        EchoService,
+        createGrpcTransport({ baseUrl: native.url.href, sessionManager: nativeSessions }),
+      );
       if (onDeno) {
         await assert.rejects(
-          client.echo({ message: "grpc" }),
+          nativeClient.echo({ message: "grpc" }),
           (error: ConnectError) =>
             error.code === Code.Unimplemented &&
             /speaks Connect and gRPC-Web/.test(error.rawMessage),
         );
       } else {
-        assert.equal((await client.echo({ message: "grpc" })).message, "hi grpc");
+        assert.equal((await nativeClient.echo({ message: "grpc" })).message, "hi grpc");
       }
     } finally {
+      nativeSessions.abort();
       // Deno's node:http2 client can abort the process on a GOAWAY from a server
       // shutting down; close our side first (DESIGN.md).
       sessions.abort();

@@ -426,7 +426,10 @@ describe("spawn(): peers and pid files (issue 14)", () => {
     const error = await spawn({
       name: "echo",
       dir: dir.path,
-      ...echoGuest,
+      // Deno.serve alone (server: "native") cannot send trailers: it refuses gRPC.
+      exe: echoGuest.exe,
+      args: ["run", "-A", `${repoRoot}tests/fixtures/engine_plugin.ts`],
+      env: { TEST_SERVER: "native" },
       service: EchoService,
       protocol: "grpc",
       startTimeout: 20_000,
