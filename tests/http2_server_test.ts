@@ -58,6 +58,7 @@ interface Fixture extends AsyncDisposable {
 async function startServer(
   handler: UniversalHandlerFn,
   options: Partial<H2ServerOptions> = {},
+  tap?: (written: Uint8Array) => void,
 ): Promise<Fixture> {
   const errors: unknown[] = [];
   const server = createH2Server({
@@ -72,7 +73,12 @@ async function startServer(
     socket.setNoDelay(true);
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-    served.push(server.serve(socketStream(socket), new Uint8Array(0)));
+    const stream = socketStream(socket);
+    if (tap) {
+      const write = stream.write.bind(stream);
+      stream.write = (bytes) => (tap(bytes.slice()), write(bytes));
+    }
+    served.push(server.serve(stream, new Uint8Array(0)));
   });
   await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
   const { port } = listener.address() as { port: number };
@@ -214,6 +220,17 @@ class RawClient {
   }
 }
 
+/** The frames in one write (the server writes whole frames). */
+function framesIn(bytes: Uint8Array): { type: number; id: number }[] {
+  const frames: { type: number; id: number }[] = [];
+  for (let at = 0; at + 9 <= bytes.length;) {
+    const length = (bytes[at] << 16) | (bytes[at + 1] << 8) | bytes[at + 2];
+    frames.push({ type: bytes[at + 3], id: readUint32(bytes, at + 5) & 0x7fffffff });
+    at += 9 + length;
+  }
+  return frames;
+}
+
 function pairs(flat: string[]): [string, string][] {
   const out: [string, string][] = [];
   for (let i = 0; i < flat.length; i += 2) out.push([flat[i], flat[i + 1]]);
@@ -284,6 +301,42 @@ describe("the HTTP/2 engine's server (createH2Server)", () => {
       shutdown.abort();
     }
     assert.deepEqual(fixture.errors, []);
+  });
+
+  it("sends a small unary answer (HEADERS, DATA, trailers) in one socket write", async () => {
+    const shutdown = new AbortController();
+    const handler = createPluginHandler({
+      services: [[EchoService, echoImplementation("")]],
+      logger: memoryLogger().logger,
+      readMaxBytes: 4 * MiB,
+      shutdownSignal: shutdown.signal,
+      trailers: true,
+    });
+    const writes: Uint8Array[] = [];
+    await using fixture = await startServer(handler, {}, (written) => writes.push(written));
+    const client = await engineClient(fixture.port);
+    try {
+      await client.ping(); // SETTINGS both ways are done with
+      writes.length = 0;
+      const grpc = ["content-type", "application/grpc", "te", "trailers"];
+      const stream = client.openStream(requestHead("/echo.v1.EchoService/Ping", grpc), false);
+      stream.write(new Uint8Array(5)); // an empty message in its envelope
+      stream.end();
+      assert.equal((await stream.head()).status, 200);
+      assert.equal((await stream.readAll(KiB)).length, 5);
+      assert.equal(stream.trailers?.get("grpc-status"), "0");
+      const carrying = writes.map((written) => framesIn(written).filter((f) => f.id === stream.id));
+      const withFrames = carrying.filter((frames) => frames.length > 0);
+      assert.equal(withFrames.length, 1, `the answer took ${withFrames.length} writes`);
+      assert.deepEqual(withFrames[0].map((f) => f.type), [
+        FRAME_HEADERS,
+        FRAME_DATA,
+        FRAME_HEADERS,
+      ]);
+    } finally {
+      client.close();
+      shutdown.abort();
+    }
   });
 
   it("streams 10 MiB each way through 64 KiB windows, with backpressure both ways", async () => {
