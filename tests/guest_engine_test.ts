@@ -282,7 +282,7 @@ for (const kind of guests) {
         body: toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "x" })),
       });
       assert.equal(h1.status, 401);
-      assert.equal((await h1.json()).code, "unauthenticated");
+      assert.equal(((await h1.json()) as { code: string }).code, "unauthenticated");
     });
   });
 

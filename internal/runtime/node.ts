@@ -317,9 +317,16 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       }
     });
   });
-  const finished = new Promise<void>((resolve) => server.once("close", () => resolve()));
-
   const { address } = options;
+  const finished = new Promise<void>((resolve) =>
+    server.once("close", () => {
+      // libuv unlinks the name it bound, the staging one: the socket itself was moved.
+      if (address.kind === "unix" && movedIntoPlace) rmSync(address.path, { force: true });
+      resolve();
+    })
+  );
+  /** Whether a unix socket was moved into place (and is ours to remove). */
+  let movedIntoPlace = false;
   const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
   // A socket file left by an earlier run would make the bind fail.
   // Bound under a private name, made 0600, then moved into place: a client never finds
@@ -343,6 +350,7 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
         try {
           await chmod(staging, 0o600);
           await rename(staging, address.path);
+          movedIntoPlace = true;
         } catch (error) {
           // Unheard, this was an unhandled rejection and serve() never settled.
           server.close();
