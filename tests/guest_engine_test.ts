@@ -45,6 +45,8 @@ interface GuestKind {
   name: string;
   command: (extraFlags?: string[]) => { exe: string; args: string[] };
   env: Record<string, string>;
+  /** What a gRPC request over HTTP/1.1 gets (node:http can send trailers there). */
+  http1Grpc: "refused" | "served";
 }
 
 const guests: GuestKind[] = [
@@ -56,6 +58,7 @@ const guests: GuestKind[] = [
       args: ["run", "--allow-net", "--allow-env", ...extraFlags, fixture],
     }),
     env: {},
+    http1Grpc: "refused",
   },
   ...(onDeno ? [] : [{
     name: "the Node guest on the engine",
@@ -64,6 +67,7 @@ const guests: GuestKind[] = [
       args: [join(repoRoot, "npm/tests/fixtures/engine_plugin.js")],
     }),
     env: { TEST_SERVER: "engine" },
+    http1Grpc: "served" as const,
   }]),
 ];
 
@@ -224,6 +228,17 @@ for (const kind of guests) {
         createGrpcWebTransport({ baseUrl: guest.url.href, httpVersion: "1.1" }),
       );
       assert.equal((await grpcWeb.echo({ message: "web" }, { headers: auth })).message, "web");
+      if (kind.http1Grpc === "refused") {
+        // gRPC needs HTTP/2 (its trailers): over HTTP/1.1 it is refused with a clear status.
+        const grpc = await fetch(new URL("/echo.v1.EchoService/Echo", guest.url), {
+          method: "POST",
+          headers: { ...auth, "content-type": "application/grpc" },
+          body: new Uint8Array(5),
+        });
+        assert.equal(grpc.headers.get("grpc-status"), String(Code.Unimplemented));
+        assert.match(decodeURIComponent(grpc.headers.get("grpc-message") ?? ""), /HTTP\/2/);
+        await grpc.body?.cancel();
+      }
     });
 
     it("serves an extra handler over HTTP/1.1 and HTTP/2", async () => {

@@ -150,11 +150,14 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
     : serveNative(options);
 }
 
-/** `options.handler` as a `Deno.serve` handler. */
-function fetchHandler(options: ServeHttpOptions, grpc: boolean): Deno.ServeHandler {
+/**
+ * `options.handler` as a `Deno.serve` handler. Behind the engine it sees only HTTP/1.1,
+ * where `refuseGrpc` answers gRPC at once: the router, told the engine sends trailers,
+ * would answer it with trailers that Deno.serve drops.
+ */
+function fetchHandler(options: ServeHttpOptions, refuseGrpc: boolean): Deno.ServeHandler {
   return async (request, info) => {
-    // Only the engine speaks HTTP/2 here; gRPC over HTTP/1.1 would lose its trailers.
-    if (!grpc && isGrpcRequest(request.headers)) return grpcNeedsHttp2();
+    if (refuseGrpc && isGrpcRequest(request.headers)) return grpcNeedsHttp2();
     const response = await options.handler(
       new ServeRequest(request, info) as unknown as FastRequest,
     );
@@ -204,7 +207,7 @@ async function serveNative(options: ServeHttpOptions): Promise<HttpServer> {
   const { address } = options;
   const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
   // The router refuses gRPC itself, with a message that says why.
-  const handler = fetchHandler(options, true);
+  const handler = fetchHandler(options, false);
   const common = serveOptions(options);
   try {
     if (address.kind === "unix") {
@@ -262,7 +265,9 @@ interface FirstBytes {
  * first differing byte) or hold all of it; `null` if the connection ends first.
  */
 async function readFirstBytes(socket: ByteStream): Promise<FirstBytes | null> {
-  const buffer = new Uint8Array(16 * 1024);
+  // Small: a connection that says nothing holds it until its header timeout. The rest
+  // of a large first packet waits in the socket for the engine or the pipe.
+  const buffer = new Uint8Array(4 * 1024);
   let length = 0;
   for (;;) {
     const count = await socket.read(buffer.subarray(length));
@@ -372,7 +377,7 @@ class Http1Backend {
   #start(): Promise<{ server: Deno.HttpServer; target: SocketTarget; dir?: string }> {
     return this.#server ??= (async () => {
       const common = serveOptions(this.#options);
-      const handler = fetchHandler(this.#options, false);
+      const handler = fetchHandler(this.#options, true);
       if (this.#bound.kind === "unix") {
         const bound = this.#bound.path;
         let dir: string;
@@ -493,7 +498,7 @@ class Http1Backend {
 const TUNNEL_DRAIN_MS = 5_000;
 
 /** Bytes read at a time through an HTTP/1.1 pipe, in each direction. */
-const PIPE_BUFFER_BYTES = 32 * 1024;
+const PIPE_BUFFER_BYTES = 16 * 1024;
 
 /** One client piped to `Deno.serve`. */
 interface Tunnel {
