@@ -281,7 +281,7 @@ const OUTPUT_HIGH_WATER = 256 * 1024;
 /** A written output buffer this small is kept for the next write. */
 const SPARE_LIMIT = 1024 * 1024;
 /** How long a closing connection waits for its last bytes to go out and drains input. */
-const LINGER_MS = 1_000;
+const LINGER_MS = 3_000;
 /** Streams we reset, remembered to ignore what the peer sent before it learnt of it. */
 const RESET_MEMORY = 4096;
 const RESET_WINDOW_MS = 10_000;
@@ -1389,14 +1389,17 @@ export class Connection {
     if (!this.#writing && !this.#flushQueued) this.#afterFinalFlush();
   }
 
-  /** The last bytes are out: close now (input is drained meanwhile by the read loop). */
+  /** The last bytes are out: close soon. */
   #afterFinalFlush(): void {
     if (this.#outLen > 0) return;
-    // Close soon rather than now: closing with unread input makes the kernel send RST,
-    // which can destroy the GOAWAY before the peer reads it. The read loop drains and
-    // closes at the peer's end of stream.
+    // Not at once: closing with unread input makes the kernel send RST, which can destroy
+    // the GOAWAY before the peer reads it. After a graceful end the read loop drains
+    // input (and closes at the peer's end of stream), so a moment is enough; a peer we
+    // stopped reading gets a second to read the GOAWAY before the reset.
     clearTimeout(this.#lingerTimer);
-    this.#lingerTimer = setTimeout(() => this.#closeSocket(), this.#failure?.code ? 200 : 50);
+    const failure = this.#failure;
+    const abusive = failure !== undefined && failure.code !== NO_ERROR && !failure.remote;
+    this.#lingerTimer = setTimeout(() => this.#closeSocket(), abusive ? 1_000 : 50);
   }
 
   #closeSocket(): void {
