@@ -11,6 +11,7 @@
  */
 import { connect, type Socket } from "node:net";
 import { type HeaderField, HpackDecoder } from "../internal/http2/hpack.ts";
+import type { ByteStream } from "../internal/runtime/types.ts";
 
 /** The client connection preface (RFC 9113, 3.4). */
 export const PREFACE: Uint8Array = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -265,6 +266,90 @@ export function grpcMessage(message: Uint8Array, declaredLength = message.length
   return out;
 }
 
+/** Splits a byte stream (without the client preface) into frames, whatever its chunking. */
+export class FrameReader {
+  #buffer: Uint8Array = new Uint8Array(0);
+
+  /** Takes the next bytes; returns the frames they completed. */
+  push(chunk: Uint8Array): Frame[] {
+    // A Buffer's slice() shares memory: work on a plain Uint8Array view.
+    const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
+    this.#buffer = this.#buffer.length === 0 ? bytes : concat(this.#buffer, bytes);
+    const frames: Frame[] = [];
+    let at = 0;
+    const b = this.#buffer;
+    while (b.length - at >= 9) {
+      const length = (b[at] << 16) | (b[at + 1] << 8) | b[at + 2];
+      if (b.length - at < 9 + length) break;
+      frames.push({
+        type: b[at + 3],
+        flags: b[at + 4],
+        id: ((b[at + 5] & 0x7f) << 24 | b[at + 6] << 16 | b[at + 7] << 8 | b[at + 8]) >>> 0,
+        payload: b.slice(at + 9, at + 9 + length),
+      });
+      at += 9 + length;
+    }
+    // Copied: the writer may reuse its buffer once the bytes are out.
+    this.#buffer = at === b.length ? new Uint8Array(0) : b.slice(at);
+    return frames;
+  }
+}
+
+/**
+ * The server's end of a connection, watched: what it reads, what it writes (frame by
+ * frame: GOAWAY and RST_STREAM codes, counts by type) and how much of its output the
+ * socket has not taken yet, which is what a peer that never reads makes it hold.
+ */
+export class WireProbe implements ByteStream {
+  /** Bytes the server read. */
+  bytesRead = 0;
+  /** Bytes the server handed to write(). */
+  bytesWritten = 0;
+  /** Bytes handed to write() that the socket has not taken yet, now and at most. */
+  pending = 0;
+  /** The peak of {@linkcode pending}. */
+  pendingPeak = 0;
+  /** Frames written, by type. */
+  readonly sent: Map<number, number> = new Map();
+  /** The GOAWAY frames written. */
+  readonly goaways: GoAway[] = [];
+  readonly #inner: ByteStream;
+  readonly #reader = new FrameReader();
+
+  /** Watches `inner`. */
+  constructor(inner: ByteStream) {
+    this.#inner = inner;
+  }
+
+  /** Reads from the socket, counting. */
+  async read(into: Uint8Array): Promise<number | null> {
+    const count = await this.#inner.read(into);
+    if (count !== null) this.bytesRead += count;
+    return count;
+  }
+
+  /** Writes to the socket, decoding the frames that go out. */
+  async write(bytes: Uint8Array): Promise<number> {
+    for (const frame of this.#reader.push(bytes)) {
+      this.sent.set(frame.type, (this.sent.get(frame.type) ?? 0) + 1);
+      if (frame.type === FrameType.GOAWAY) this.goaways.push(decodeGoaway(frame.payload));
+    }
+    this.bytesWritten += bytes.length;
+    this.pending += bytes.length;
+    this.pendingPeak = Math.max(this.pendingPeak, this.pending);
+    try {
+      return await this.#inner.write(bytes);
+    } finally {
+      this.pending -= bytes.length;
+    }
+  }
+
+  /** Closes the socket. */
+  close(): void {
+    this.#inner.close();
+  }
+}
+
 /** How one stream went, as far as this client has read. */
 export interface StreamState {
   /** The answer's `:status`, once its headers arrived. */
@@ -306,6 +391,8 @@ export interface OpenOptions {
 export class RawConnection {
   /** The socket. */
   readonly socket: Socket;
+  /** The socket's local port (the server's view of its remote port), kept past its close. */
+  readonly localPort: number;
   /** Settles once the socket has closed, whichever side closed it. */
   readonly closed: Promise<void>;
   /** When the socket closed (`performance.now()`), once it has. */
@@ -316,6 +403,13 @@ export class RawConnection {
   readonly streams: Map<number, StreamState> = new Map();
   /** The SETTINGS the server sent, last value of each. */
   readonly serverSettings: Map<number, number> = new Map();
+  /** SETTINGS frames (not ACKs) the server sent. */
+  settingsReceived = 0;
+  /** The server's SETTINGS ACKs and PING ACKs. */
+  settingsAcks = 0;
+  pingAcks = 0;
+  /** When the first GOAWAY arrived (`performance.now()`). */
+  goawayAt?: number;
   /** Frames read, by type. */
   readonly counts: Map<number, number> = new Map();
   /** Bytes read. */
@@ -326,7 +420,7 @@ export class RawConnection {
   nextStreamId = 1;
   readonly #decoder = new HpackDecoder();
   readonly #options: Required<OpenOptions>;
-  #buffer: Uint8Array = new Uint8Array(0);
+  readonly #reader = new FrameReader();
   /** A header block being assembled: its stream, flags of the HEADERS, fragments. */
   #block?: { id: number; flags: number; parts: Uint8Array[] };
   readonly #waiters = new Set<() => void>();
@@ -338,6 +432,7 @@ export class RawConnection {
 
   private constructor(socket: Socket, options: OpenOptions) {
     this.socket = socket;
+    this.localPort = socket.localPort!;
     this.#options = { autoAck: true, windowUpdates: true, ...options };
     socket.on("data", (chunk: Uint8Array) => this.#received(chunk));
     socket.on("error", (error) => (this.socketError ??= error));
@@ -388,6 +483,14 @@ export class RawConnection {
   /** The preface and a SETTINGS frame with `settings`. */
   handshake(settings: readonly [number, number][] = []): void {
     this.write(concat(PREFACE, settingsFrame(settings)));
+  }
+
+  /**
+   * Waits for the server's SETTINGS (answered at once unless `autoAck` is off): after
+   * it, nothing this client sends on its own can land inside a header block.
+   */
+  ready(timeoutMs = 5_000): Promise<void> {
+    return this.until(() => this.settingsReceived > 0, timeoutMs, "the server's SETTINGS");
   }
 
   /**
@@ -552,29 +655,13 @@ export class RawConnection {
 
   #received(chunk: Uint8Array): void {
     this.bytesRead += chunk.length;
-    // A Buffer's slice() shares memory: work on a plain Uint8Array view.
-    const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
-    this.#buffer = this.#buffer.length === 0 ? bytes : concat(this.#buffer, bytes);
-    let at = 0;
-    while (this.#buffer.length - at >= 9) {
-      const b = this.#buffer;
-      const length = (b[at] << 16) | (b[at + 1] << 8) | b[at + 2];
-      if (b.length - at < 9 + length) break;
-      const id = ((b[at + 5] & 0x7f) << 24 | b[at + 6] << 16 | b[at + 7] << 8 | b[at + 8]) >>> 0;
-      const frame = {
-        type: b[at + 3],
-        flags: b[at + 4],
-        id,
-        payload: b.slice(at + 9, at + 9 + length),
-      };
-      at += 9 + length;
+    for (const frame of this.#reader.push(chunk)) {
       try {
         this.#frame(frame);
       } catch (error) {
         this.#decodeError ??= error as Error;
       }
     }
-    this.#buffer = this.#buffer.subarray(at);
     this.#notify();
   }
 
@@ -582,7 +669,11 @@ export class RawConnection {
     this.counts.set(frame.type, (this.counts.get(frame.type) ?? 0) + 1);
     switch (frame.type) {
       case FrameType.SETTINGS:
-        if (frame.flags & Flag.ACK) return;
+        if (frame.flags & Flag.ACK) {
+          this.settingsAcks++;
+          return;
+        }
+        this.settingsReceived++;
         for (const [key, value] of decodeSettings(frame.payload)) {
           this.serverSettings.set(key, value);
           if (key === Setting.INITIAL_WINDOW_SIZE) {
@@ -596,11 +687,13 @@ export class RawConnection {
         if (this.#options.autoAck) this.write(settingsFrame([], true));
         return;
       case FrameType.PING:
-        if (!(frame.flags & Flag.ACK) && this.#options.autoAck) {
+        if (frame.flags & Flag.ACK) this.pingAcks++;
+        else if (this.#options.autoAck) {
           this.write(pingFrame(frame.payload, true));
         }
         return;
       case FrameType.GOAWAY:
+        this.goawayAt ??= performance.now();
         this.goaways.push(decodeGoaway(frame.payload));
         return;
       case FrameType.WINDOW_UPDATE: {
