@@ -437,6 +437,58 @@ describe("the HTTP/2 engine's server (createH2Server)", () => {
     }
   });
 
+  it("gives padding back to the windows: padded DATA well past a 64 KiB window all arrives", async () => {
+    const handler: UniversalHandlerFn = async (request) => {
+      let length = 0;
+      for await (const part of request.body as AsyncIterable<Uint8Array>) length += part.length;
+      return { status: 200, body: chunksOf(bytes(String(length))) };
+    };
+    await using fixture = await startServer(handler, {
+      initialWindowSize: 65_535,
+      connectionWindowSize: 65_535,
+    });
+    const raw = new RawClient(await dial(fixture.port));
+    try {
+      raw.request(1, "/padded", false);
+      // Each frame: pad length byte, 100 data bytes, 200 bytes of padding; 301 of window.
+      const frameSize = 1 + 100 + 200;
+      const frames = 1_000;
+      const payload = new Uint8Array(frameSize);
+      payload[0] = 200;
+      payload.fill(0x61, 1, 101);
+      let connection = 65_535;
+      let stream = 65_535;
+      let seen = 0;
+      for (let sent = 0; sent < frames;) {
+        for (; seen < raw.frames.length; seen++) {
+          const frame = raw.frames[seen];
+          if (frame.type !== 0x8) continue;
+          if (frame.id === 0) connection += readUint32(frame.payload, 0);
+          else if (frame.id === 1) stream += readUint32(frame.payload, 0);
+        }
+        if (Math.min(connection, stream) < frameSize) {
+          const before = raw.frames.length;
+          await raw.until(() => raw.frames.length > before, "a WINDOW_UPDATE");
+          continue;
+        }
+        const last = sent === frames - 1;
+        raw.write(encodeFrame(FRAME_DATA, 0x8 | (last ? FLAG_END_STREAM : 0), 1, payload));
+        connection -= frameSize;
+        stream -= frameSize;
+        sent++;
+      }
+      await raw.until(
+        () => raw.frames.some((f) => f.id === 1 && f.type === FRAME_DATA),
+        "the answer",
+      );
+      const body = raw.frames.find((f) => f.id === 1 && f.type === FRAME_DATA)!;
+      assert.equal(text(body.payload), String(100 * frames));
+      assert.ok(!raw.frames.some((f) => f.type === FRAME_GOAWAY || f.type === FRAME_RST_STREAM));
+    } finally {
+      raw.destroy();
+    }
+  });
+
   it("shuts down gracefully: GOAWAY with the last stream, the in-flight one finishes, new ones are refused", async () => {
     const started = deferred();
     const release = deferred();
