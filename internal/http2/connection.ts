@@ -1775,7 +1775,11 @@ export class Connection {
       this.#awaitingFirstHead = false;
       if (this.#partial === undefined) this.#clearHeaderTimer();
     }
-    if (this.#goAwaySent >= 0) return; // above our GOAWAY's last stream: ignored (6.8)
+    if (this.#goAwaySent >= 0) {
+      // Above our GOAWAY's last stream: ignored (RFC 9113 section 6.8), its frames too.
+      this.#rememberReset(id);
+      return;
+    }
     if (selfDependent) return this.#streamError(id, PROTOCOL_ERROR, "a stream depending on itself");
     if (this.#peerOpen >= this.#maxStreams) {
       return this.#streamError(id, REFUSED_STREAM, "over MAX_CONCURRENT_STREAMS");

@@ -86,8 +86,8 @@ export class H2ConnectionServer {
       if (--running === 0 && idle) idle();
     };
     const connection = new Connection(socket, {
-      idleTimeoutMs: 300_000,
       ...this.#options,
+      idleTimeoutMs: this.#options.idleTimeoutMs ?? 300_000,
       role: "server",
       prefix,
       onStream: (stream) => {

@@ -143,7 +143,11 @@ async function answer(
   }
   try {
     const response = await handler(request as unknown as UniversalServerRequest);
-    if (stream.isClosed) return;
+    if (stream.isClosed) {
+      // Nobody will read the answer: let its body's producer finish.
+      await response.body?.[Symbol.asyncIterator]().return?.()?.catch(() => {});
+      return;
+    }
     const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
     if (whole !== undefined || response.body === undefined) {
       writeWhole(stream, response, whole, head.method === "HEAD");
