@@ -1,11 +1,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  encodeFlatHeaderBlock,
   encodeHeaderBlock,
+  HeaderListTooLarge,
   HpackDecoder,
   HpackError,
   huffmanCodes,
   huffmanDecode,
+  huffmanEncode,
 } from "../internal/http2/hpack.ts";
 
 const hex = (text: string): Uint8Array =>
@@ -122,5 +125,47 @@ describe("HPACK", () => {
     assert.deepEqual(new HpackDecoder().decode(encodeHeaderBlock(fields)), fields);
     assert.throws(() => encodeHeaderBlock([["x", "a\r\nb"]]), TypeError);
     assert.throws(() => encodeHeaderBlock([["x", "\u2603"]]), TypeError);
+  });
+
+  it("decodes every byte through the four-bit Huffman table, and refuses EOS at any offset", () => {
+    const all = Array.from({ length: 256 }, (_, i) => String.fromCharCode(i)).join("");
+    assert.equal(huffmanDecode(huffmanEncode(all)), all);
+    for (let shift = 0; shift < 8; shift++) {
+      const prefix = "0".repeat(shift); // '0' is five bits: EOS lands at every bit offset
+      const bytes = huffmanEncode(prefix);
+      // EOS (30 ones) after the prefix's bits, then padding.
+      const eos = new Uint8Array(bytes.length + 4).fill(0xff);
+      eos.set(bytes.subarray(0, Math.floor((shift * 5) / 8)));
+      if ((shift * 5) % 8 !== 0) {
+        eos[Math.floor((shift * 5) / 8)] = bytes[Math.floor((shift * 5) / 8)];
+      }
+      assert.throws(() => huffmanDecode(eos), HpackError, `EOS after ${shift} symbols`);
+    }
+  });
+
+  it("decodes flat: stops keeping fields past the keep limit, stops decoding past the hard one", () => {
+    const decoder = new HpackDecoder();
+    const block = encodeHeaderBlock([["a", "x".repeat(100)], ["b", "y".repeat(100)]]);
+    const kept: string[] = [];
+    assert.equal(decoder.decodeFlat(block, kept, 1000, 1000), 2 * (1 + 100 + 32));
+    assert.deepEqual(kept, ["a", "x".repeat(100), "b", "y".repeat(100)]);
+    const over: string[] = [];
+    // Over the keep limit: the size comes back, the fields do not all.
+    assert.equal(decoder.decodeFlat(block, over, 200, 1000), 266);
+    assert.deepEqual(over, ["a", "x".repeat(100)]);
+    assert.throws(() => decoder.decodeFlat(block, [], 100, 200), HeaderListTooLarge);
+  });
+
+  it("encodes a whole static field as one byte, and name-only matches by index", () => {
+    assert.deepEqual([...encodeFlatHeaderBlock([":status", "200", ":method", "POST"])], [
+      0x88,
+      0x83,
+    ]);
+    const block = encodeFlatHeaderBlock([":status", "503", "content-type", "text/plain"]);
+    assert.deepEqual(new HpackDecoder().decode(block), [
+      [":status", "503"],
+      ["content-type", "text/plain"],
+    ]);
+    assert.equal(block[0], 0x08); // literal without indexing, name :status (8)
   });
 });

@@ -150,6 +150,37 @@ export function huffmanCodes(): number[] {
 }
 
 /**
+ * Huffman-codes a byte string (RFC 7541 section 5.2), padded with ones. Our encoder
+ * sends raw literals; this is for tests and peers' blocks built by hand.
+ *
+ * @example
+ * ```ts
+ * import { huffmanDecode, huffmanEncode } from "./hpack.ts";
+ * console.assert(huffmanDecode(huffmanEncode("no-cache")) === "no-cache");
+ * ```
+ */
+export function huffmanEncode(text: string): Uint8Array {
+  const codes = huffmanCodes();
+  const out: number[] = [];
+  let bits = 0;
+  let pending = 0;
+  for (let i = 0; i < text.length; i++) {
+    const symbol = text.charCodeAt(i) & 0xff;
+    const length = HUFFMAN_LENGTHS[symbol];
+    for (let bit = length - 1; bit >= 0; bit--) {
+      pending = (pending << 1) | (Math.floor(codes[symbol] / 2 ** bit) & 1);
+      if (++bits === 8) {
+        out.push(pending);
+        bits = 0;
+        pending = 0;
+      }
+    }
+  }
+  if (bits > 0) out.push(((pending << (8 - bits)) | ((1 << (8 - bits)) - 1)) & 0xff);
+  return Uint8Array.from(out);
+}
+
+/**
  * The decoding tree, flat: node `n`'s children are at `2n` (bit 0) and `2n + 1` (bit 1);
  * a value of `-1 - symbol` is a leaf, 0 a missing child.
  */
