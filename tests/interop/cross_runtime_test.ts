@@ -17,8 +17,9 @@ import {
 } from "../_helpers.ts";
 
 const host = onDeno ? "deno" : "node";
+// Every protocol on both: the Deno guest serves gRPC through the project's HTTP/2 engine.
 const protocols: Record<Runtime, WireProtocol[]> = {
-  deno: ["connect", "grpc-web"],
+  deno: ["connect", "grpc-web", "grpc"],
   node: ["connect", "grpc-web", "grpc"],
 };
 
