@@ -454,6 +454,8 @@ export class H2Stream {
   /** @internal */ trailerBlock?: Uint8Array;
   /** @internal When data last waited on a zero window, or 0. */ blockedAt = 0;
   /** @internal Whether conn window credit for the body is settled (closed). */ settled = false;
+  /** @internal Client: a HEAD request, whose answer's content-length has no body. */ isHead =
+    false;
 
   #chunks: Uint8Array[] = [];
   #buffered = 0;
@@ -528,6 +530,7 @@ export class H2Stream {
   /** Queues body bytes (kept, not copied: do not change them). False: wait for `whenWritable()`. */
   write(bytes: Uint8Array): boolean {
     if (this.closed || this.endQueued) return true;
+    if (!this.headersSent) throw new Error("body bytes before the headers");
     if (bytes.length > 0) {
       this.outChunks.push(bytes);
       this.outBytes += bytes.length;
@@ -548,6 +551,7 @@ export class H2Stream {
   /** Ends our side: after the queued body, trailers (a header block) if given. */
   end(trailers?: readonly string[] | Uint8Array): void {
     if (this.closed || this.endQueued) return;
+    if (!this.headersSent) throw new Error("the end of a stream before its headers");
     this.endQueued = true;
     if (trailers !== undefined) {
       this.trailerBlock = trailers instanceof Uint8Array
@@ -929,6 +933,11 @@ export class Connection {
     const stream = new H2Stream(this, id, this.#peerInitialWindow, this.#recvInitialWindow);
     this.#streams.set(id, stream);
     this.#localOpen++;
+    if (!(fields instanceof Uint8Array)) {
+      for (let i = 0; i < fields.length; i += 2) {
+        if (fields[i] === ":method") stream.isHead = fields[i + 1] === "HEAD";
+      }
+    }
     stream.sendHeaders(fields, endStream);
     return stream;
   }
@@ -1839,7 +1848,7 @@ export class Connection {
       }
       stream.deliverHead(head);
       if (endStream) {
-        if (head.contentLength > 0 && head.status !== 304) {
+        if (head.contentLength > 0 && head.status !== 304 && !stream.isHead) {
           return this.#streamError(
             stream,
             PROTOCOL_ERROR,
