@@ -1,6 +1,7 @@
 /**
- * One POST through the hosts' HTTP/2 client (`internal/h2_client.ts`) to the URL in
- * its first argument, for h2specd, the HTTP/2 client conformance suite:
+ * One POST through the hosts' HTTP/2 client (the engine's client role,
+ * `internal/http2/client.ts`) to the URL in its first argument, for h2specd, the HTTP/2
+ * client conformance suite:
  *
  * ```sh
  * ../shared/tools/h2spec/h2specd -f 34000 \
@@ -9,13 +10,14 @@
  *
  * @module
  */
-import { H2Client } from "../internal/h2_client.ts";
+import { H2Client } from "../internal/http2/client.ts";
+import { connectSocket } from "../internal/runtime/deno.ts";
 
 const url = new URL(Deno.args[0]);
 const client = new H2Client({
   authority: url.host,
   maxResponseBytes: 1024 * 1024,
-  connect: () => Deno.connect({ hostname: url.hostname, port: Number(url.port) }),
+  connect: () => connectSocket({ hostname: url.hostname, port: Number(url.port) }),
 });
 try {
   const answer = await client.post(

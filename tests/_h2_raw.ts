@@ -321,11 +321,19 @@ export class WireProbe implements ByteStream {
     this.#inner = inner;
   }
 
+  /** Whether the server is waiting on a read now. */
+  reading = false;
+
   /** Reads from the socket, counting. */
   async read(into: Uint8Array): Promise<number | null> {
-    const count = await this.#inner.read(into);
-    if (count !== null) this.bytesRead += count;
-    return count;
+    this.reading = true;
+    try {
+      const count = await this.#inner.read(into);
+      if (count !== null) this.bytesRead += count;
+      return count;
+    } finally {
+      this.reading = false;
+    }
   }
 
   /** Writes to the socket, decoding the frames that go out. */

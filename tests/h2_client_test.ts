@@ -1,5 +1,5 @@
 /**
- * The host's HTTP/2 client against a scripted server that speaks raw frames, so that
+ * The host's HTTP/2 client (the engine's client role) against a scripted server that speaks raw frames, so that
  * each protocol rule (flow control, CONTINUATION, padding, GOAWAY, resets, limits) is
  * met exactly when the test says.
  */
@@ -7,7 +7,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { H2Client, H2Error } from "../internal/h2_client.ts";
+import { H2Client } from "../internal/http2/client.ts";
+import { Http2Error } from "../internal/http2/connection.ts";
 import { socketStream } from "../internal/runtime/node_socket.ts";
 import { encodeHeaderBlock, type HeaderField, HpackDecoder } from "../internal/http2/hpack.ts";
 
@@ -304,7 +305,7 @@ describe("the host's HTTP/2 client", () => {
     // a request is sent again only once, so the call fails.
     await assert.rejects(
       s.client.post("/x", {}, new Uint8Array(0), undefined),
-      (error: unknown) => error instanceof H2Error && /REFUSED_STREAM/.test(error.message),
+      (error: unknown) => error instanceof Http2Error && /REFUSED_STREAM/.test(error.message),
     );
     assert.equal(s.connections(), 2);
     // Connection 1 still serves.
@@ -414,7 +415,7 @@ describe("the host's HTTP/2 client", () => {
     );
     const frame = await goaway.promise;
     assert.equal(frame?.type, GOAWAY);
-    assert.deepEqual([...frame!.payload.subarray(4)], [0, 0, 0, 9]);
+    assert.deepEqual([...frame!.payload.subarray(4, 8)], [0, 0, 0, 9]);
   });
 
   it("ends the connection on frames no server may send (h2specd's cases), with the right GOAWAY", async () => {
@@ -439,10 +440,10 @@ describe("the host's HTTP/2 client", () => {
       });
       // Bounded: a client that ignored the frame would wait for an answer forever.
       const call = s.client.post("/x", {}, new Uint8Array(0), AbortSignal.timeout(5_000));
-      await assert.rejects(call, H2Error, what);
+      await assert.rejects(call, Http2Error, what);
       const frame = await goaway.promise;
       assert.equal(frame?.type, GOAWAY, what);
-      assert.deepEqual([...frame!.payload.subarray(4)], [0, 0, 0, code], what);
+      assert.deepEqual([...frame!.payload.subarray(4, 8)], [0, 0, 0, code], what);
     }
   });
 

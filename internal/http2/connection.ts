@@ -240,6 +240,8 @@ export interface ConnectionOptions {
   onGoAway?: (lastStreamId: number, code: number, debug: string) => void;
   /** Client: streams may have become available (one closed, or the peer's SETTINGS). */
   onCapacity?: () => void;
+  /** The connection failed or began to close (its streams have just failed, if any). */
+  onTerminate?: (failure: Http2Error) => void;
   /** Advertised: how many streams the peer may open at once (server). Default 1000. */
   maxConcurrentStreams?: number;
   /** Advertised: each stream's receive window. Default 1 MiB. */
@@ -546,6 +548,20 @@ export class H2Stream {
       const previous = this.#writeWake;
       this.#writeWake = () => (previous?.(), resolve());
     });
+  }
+
+  /**
+   * Queues the last body bytes and ends our side: with the windows open they go as one
+   * DATA frame carrying END_STREAM (kept, not copied).
+   */
+  writeLast(bytes: Uint8Array): void {
+    if (this.closed || this.endQueued) return;
+    this.endQueued = true;
+    if (bytes.length > 0) {
+      this.outChunks.push(bytes);
+      this.outBytes += bytes.length;
+    }
+    this.conn.pumpStream(this);
   }
 
   /** Ends our side: after the queued body, trailers (a header block) if given. */
@@ -1391,6 +1407,11 @@ export class Connection {
     this.#pending.clear();
     for (const ping of this.#pings.values()) ping.reject(error);
     this.#pings.clear();
+    try {
+      this.#options.onTerminate?.(error);
+    } catch {
+      // A listener's failure is its own.
+    }
     if (this.#socketClosed) return;
     // Queued output still goes (a GOAWAY last), unless the socket is gone.
     this.#lingerTimer = setTimeout(() => this.#closeSocket(), LINGER_MS);
@@ -1692,6 +1713,10 @@ export class Connection {
 
   #onHeaders(flags: number, id: number, payload: Uint8Array): void {
     if (id === 0) return this.#connectionError(PROTOCOL_ERROR, "HEADERS on stream 0");
+    if (this.role === "client" && this.#isIdle(id)) {
+      // Push is off: a server opens no stream, whether or not the block is complete.
+      return this.#connectionError(PROTOCOL_ERROR, `HEADERS opening stream ${id}`);
+    }
     let block = flags & FLAG_PADDED ? unpadded(payload) : payload;
     if (block === undefined) return this.#connectionError(PROTOCOL_ERROR, "bad HEADERS padding");
     let selfDependent = false;
@@ -1892,6 +1917,11 @@ export class Connection {
     const stream = this.#streams.get(id);
     if (stream === undefined) return;
     const code = readUint32(payload, 0);
+    if (this.role === "client" && code === NO_ERROR && stream.recvEnded) {
+      // The whole answer came before our request was done (RFC 9113 section 8.1): the
+      // answer stands, only our sending stops.
+      return this.#closeStream(stream, undefined, false);
+    }
     if (this.role === "server" && !stream.sendEnded) {
       // Rapid reset (CVE-2023-44487): streams reset before their answer is done.
       const now = Date.now();

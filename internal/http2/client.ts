@@ -1,0 +1,668 @@
+/**
+ * The HTTP/2 engine's client role (h2c with prior knowledge): the hosts' one way to
+ * call a plugin. A {@linkcode H2Client} keeps one client-role {@linkcode Connection} at a
+ * time, opened when first needed and again after it closes; an {@linkcode H2Pool}
+ * spreads calls over a few of them.
+ *
+ * - `post()`: a whole-body request and its whole answer (status, headers, body,
+ *   trailers), the unary fast path. With the windows open, the request goes out in one
+ *   socket write (HEADERS and one DATA frame carrying END_STREAM).
+ * - `request()`: a stream, for streamed requests and answers: the caller writes the body
+ *   with backpressure (`write`/`whenWritable`/`end`) and reads the answer's head, body
+ *   (our windows refill as it is read) and trailers from the returned stream.
+ *
+ * A request the server never took (REFUSED_STREAM, above a GOAWAY's last stream id, or
+ * still waiting for a stream slot when its connection closed) is sent again once, on
+ * the client's current connection if that still takes new streams (it does after
+ * REFUSED_STREAM), else on a new one; any other failure is the caller's.
+ *
+ * Nothing waits forever on a peer that stopped (SIGSTOP) or wedged: while streams are
+ * open or a call waits for a slot, a PING goes out every `keepaliveIntervalMs`, and an
+ * ACK later than `keepaliveTimeoutMs` fails the connection; a call that waits longer
+ * than `waitTimeoutMs` for a stream slot (MAX_CONCURRENT_STREAMS) or for send window
+ * fails UNAVAILABLE. None of these bounds a live call's length. A connection without
+ * streams for `idleTimeoutMs` is closed.
+ *
+ * @module
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { ByteStream } from "../runtime/types.ts";
+import type { PostAnswer } from "../fast_client.ts";
+import {
+  BodyTooLarge,
+  Connection,
+  type H2Stream,
+  type HeaderBlock,
+  Http2Error,
+} from "./connection.ts";
+import { CANCEL, NO_ERROR } from "./frames.ts";
+import { encodeFlatHeaderBlock } from "./hpack.ts";
+
+/**
+ * The largest answer body a host takes: gRPC's default 4 MiB message limit, its
+ * 5-byte envelope, and room for a Connect error's JSON.
+ *
+ * @example
+ * ```ts
+ * import { ANSWER_MAX_BYTES } from "./client.ts";
+ * console.assert(ANSWER_MAX_BYTES > 4 * 1024 * 1024 + 5);
+ * ```
+ */
+export const ANSWER_MAX_BYTES = 4 * 1024 * 1024 + 64 * 1024;
+
+/**
+ * Options for {@linkcode H2Client} and {@linkcode H2Pool}. Times are in ms.
+ *
+ * @example
+ * ```ts
+ * import type { H2ClientOptions } from "./client.ts";
+ * const options: H2ClientOptions = {
+ *   authority: "127.0.0.1:8123",
+ *   maxResponseBytes: 1024 * 1024,
+ *   connect: () => Promise.reject(new Error("nothing to connect to here")),
+ *   keepaliveIntervalMs: 5_000,
+ * };
+ * console.assert(options.authority === "127.0.0.1:8123");
+ * ```
+ */
+export interface H2ClientOptions {
+  /** Opens a new connection. */
+  connect: () => Promise<ByteStream>;
+  /** The `:authority` of every request. */
+  authority: string;
+  /** The largest answer body `post()` takes; a larger one fails RESOURCE_EXHAUSTED. */
+  maxResponseBytes: number;
+  /** While streams are open (or a call waits for a slot), a PING this often. 10 000. */
+  keepaliveIntervalMs?: number;
+  /** A PING's ACK later than this fails the connection. 20 000. */
+  keepaliveTimeoutMs?: number;
+  /** A call waiting this long for a stream slot or for send window fails UNAVAILABLE. 30 000. */
+  waitTimeoutMs?: number;
+  /** A connection without streams this long is closed (GOAWAY NO_ERROR). 300 000. */
+  idleTimeoutMs?: number;
+  /** Our receive window per stream: what a slow reader lets the server send ahead. 2 MiB. */
+  streamWindowSize?: number;
+  /** Our receive window for the whole connection. 8 MiB. */
+  connectionWindowSize?: number;
+}
+
+/** The longest delay a timer takes (2^31 - 1 ms); longer ones fire at once. */
+const MAX_TIMER_MS = 0x7fffffff;
+/** Headers HTTP/2 forbids (RFC 9113 section 8.2.2), dropped from requests. */
+const FORBIDDEN = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "content-length",
+]);
+/** Streams failed by the client itself (a stall), with the error their caller sees. */
+const stalled = new WeakMap<H2Stream, unknown>();
+
+/**
+ * What a failed stream's caller sees: the client's own reason when it ended the stream
+ * (a send window that never opened), else `error`.
+ *
+ * @example
+ * ```ts ignore
+ * const body = await stream.readAll(limit).catch((error) => {
+ *   throw streamFailure(stream, error);
+ * });
+ * ```
+ */
+export function streamFailure(stream: H2Stream, error: unknown): unknown {
+  return stalled.get(stream) ?? error;
+}
+
+/** A call waiting for a stream slot. */
+interface Waiter {
+  wake(): void;
+}
+
+/** One connection of an {@linkcode H2Client}, with its keepalive and wait bounds. */
+class Session {
+  readonly conn: Connection;
+  readonly #waiters = new Set<Waiter>();
+  /** Streams whose body may wait on the send window. */
+  readonly #watched = new Set<H2Stream>();
+  readonly #interval: number;
+  readonly #pingTimeout: number;
+  readonly #waitTimeout: number;
+  readonly #tickMs: number;
+  #ticker?: ReturnType<typeof setTimeout>;
+  #pingTimer?: ReturnType<typeof setTimeout>;
+  #lastPing = 0;
+  #ended = false;
+
+  constructor(socket: ByteStream, options: H2ClientOptions) {
+    this.#interval = options.keepaliveIntervalMs ?? 10_000;
+    this.#pingTimeout = options.keepaliveTimeoutMs ?? 20_000;
+    this.#waitTimeout = options.waitTimeoutMs ?? 30_000;
+    this.#tickMs = Math.max(1, Math.min(this.#interval, this.#waitTimeout / 2));
+    this.conn = new Connection(socket, {
+      role: "client",
+      initialWindowSize: options.streamWindowSize ?? 2 * 1024 * 1024,
+      connectionWindowSize: options.connectionWindowSize ?? 8 * 1024 * 1024,
+      idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
+      // Each stream's wait on the window is bounded here, not the whole connection's.
+      stallTimeoutMs: MAX_TIMER_MS,
+      onCapacity: () => this.#wake(),
+      onGoAway: () => this.#wakeAll(),
+      onTerminate: () => this.#end(),
+    });
+  }
+
+  /** Whether new calls may start here (now, or once a slot frees). */
+  get usable(): boolean {
+    return !this.conn.isClosing;
+  }
+
+  /** Opens a stream now (the caller checked `conn.canOpenStream`). */
+  open(block: Uint8Array, endStream: boolean): H2Stream {
+    const stream = this.conn.openStream(block, endStream);
+    this.#activity();
+    return stream;
+  }
+
+  /** Has the wait bound apply to a stream whose body may wait on the send window. */
+  watch(stream: H2Stream): void {
+    if (stream.isClosed || stream.sendEnded) return;
+    this.#watched.add(stream);
+    this.#activity();
+  }
+
+  /**
+   * Waits until the connection takes a new stream or begins to close. Rejects
+   * UNAVAILABLE after the wait bound, or with the signal's reason.
+   */
+  slot(signal: AbortSignal | undefined): Promise<void> {
+    const conn = this.conn;
+    if (conn.canOpenStream || conn.isClosing) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        this.#waiters.delete(waiter);
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const waiter: Waiter = {
+        wake: () => {
+          if (!conn.canOpenStream && !conn.isClosing) return;
+          done();
+          resolve();
+        },
+      };
+      const onAbort = () => (done(), reject(signal!.reason));
+      const timer = setTimeout(() => {
+        done();
+        reject(
+          new ConnectError(
+            `HTTP/2: no stream slot within ${this.#waitTimeout} ms ` +
+              "(the server's MAX_CONCURRENT_STREAMS stays reached)",
+            Code.Unavailable,
+          ),
+        );
+      }, this.#waitTimeout);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.add(waiter);
+      this.#activity();
+    });
+  }
+
+  /** Closes the connection now. */
+  close(error: Http2Error): void {
+    this.conn.close(error);
+  }
+
+  /** Slots may have freed: wakes as many waiters as there are. */
+  #wake(): void {
+    if (this.#waiters.size === 0) return;
+    if (this.conn.isClosing) return this.#wakeAll();
+    let available = this.conn.availableStreams;
+    for (const waiter of [...this.#waiters]) {
+      if (available-- <= 0) break;
+      waiter.wake();
+    }
+  }
+
+  #wakeAll(): void {
+    for (const waiter of [...this.#waiters]) waiter.wake();
+  }
+
+  #end(): void {
+    this.#ended = true;
+    clearTimeout(this.#ticker);
+    clearTimeout(this.#pingTimer);
+    this.#ticker = this.#pingTimer = undefined;
+    this.#watched.clear();
+    this.#wakeAll();
+  }
+
+  /** A stream or a waiter appeared: keep the ticker running. */
+  #activity(): void {
+    if (this.#ticker === undefined && !this.#ended) {
+      this.#ticker = setTimeout(this.#tick, this.#tickMs);
+    }
+  }
+
+  readonly #tick = (): void => {
+    this.#ticker = undefined;
+    if (this.#ended) return;
+    const conn = this.conn;
+    if (conn.activeStreams === 0 && this.#waiters.size === 0) return;
+    const now = Date.now();
+    if (this.#pingTimer === undefined && now - this.#lastPing >= this.#interval) this.#ping(now);
+    for (const stream of this.#watched) {
+      if (stream.isClosed || stream.sendEnded) {
+        this.#watched.delete(stream);
+      } else if (stream.blockedAt > 0 && now - stream.blockedAt >= this.#waitTimeout) {
+        this.#watched.delete(stream);
+        stalled.set(
+          stream,
+          new ConnectError(
+            `HTTP/2: the server gave no send window for ${now - stream.blockedAt} ms`,
+            Code.Unavailable,
+          ),
+        );
+        stream.reset(CANCEL);
+      }
+    }
+    this.#activity();
+  };
+
+  #ping(now: number): void {
+    this.#lastPing = now;
+    const timeout = this.#pingTimeout;
+    this.#pingTimer = setTimeout(() => {
+      this.#pingTimer = undefined;
+      this.close(
+        new Http2Error(`the server did not answer a PING within ${timeout} ms`, NO_ERROR, {
+          connection: true,
+        }),
+      );
+    }, timeout);
+    this.conn.ping().then(
+      () => {
+        clearTimeout(this.#pingTimer);
+        this.#pingTimer = undefined;
+      },
+      () => {
+        clearTimeout(this.#pingTimer);
+        this.#pingTimer = undefined;
+      },
+    );
+  }
+}
+
+/**
+ * What {@linkcode H2Client.request} opens: a stream's method, path, headers and whether
+ * its request has no body.
+ *
+ * @example
+ * ```ts
+ * import type { StreamInit } from "./client.ts";
+ * const init: StreamInit = {
+ *   method: "POST",
+ *   path: "/echo.v1.EchoService/Count",
+ *   header: new Headers({ "content-type": "application/connect+proto" }),
+ *   endStream: false,
+ * };
+ * ```
+ */
+export interface StreamInit {
+  /** `:method`. */
+  method: string;
+  /** `:path`, with any query. */
+  path: string;
+  /** The request's headers (names lower case in a record). */
+  header: Headers | Record<string, string>;
+  /** No body follows the head. */
+  endStream: boolean;
+  /** Ends the wait for a connection or a slot (the stream itself is the caller's). */
+  signal?: AbortSignal;
+}
+
+/**
+ * HTTP/2 requests over one connection at a time, opened when first needed and again
+ * after it closes.
+ *
+ * @example
+ * ```ts
+ * import { H2Client } from "./client.ts";
+ * const client = new H2Client({
+ *   authority: "127.0.0.1:8123",
+ *   maxResponseBytes: 1024 * 1024,
+ *   connect: () => Promise.reject(new Error("no plugin in this example")),
+ * });
+ * const header = { "content-type": "application/proto", "connect-protocol-version": "1" };
+ * const outcome = await client
+ *   .post("/echo.v1.EchoService/Ping", header, new Uint8Array(0), AbortSignal.timeout(1_000))
+ *   .then((answer) => `status ${answer.status}`, (error: Error) => error.message);
+ * console.assert(outcome === "no plugin in this example");
+ * client.close();
+ * ```
+ */
+export class H2Client {
+  readonly #options: H2ClientOptions;
+  #session?: Session;
+  #connecting?: Promise<Session>;
+  #active = 0;
+  #closed = false;
+  /** Each path's encoded `POST` pseudo-headers (HPACK blocks without state concatenate). */
+  readonly #heads = new Map<string, Uint8Array>();
+
+  constructor(options: H2ClientOptions) {
+    this.#options = options;
+  }
+
+  /** Calls in flight (posts, and streams until they close). */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** POSTs `body` to `path` and reads the whole answer. */
+  async post(
+    path: string,
+    header: Record<string, string>,
+    body: Uint8Array,
+    signal: AbortSignal | undefined,
+  ): Promise<PostAnswer> {
+    const block = this.#postBlock(path, header, body.length);
+    this.#active++;
+    try {
+      for (let attempt = 0;; attempt++) {
+        try {
+          return await this.#postOnce(block, body, signal);
+        } catch (error) {
+          if (attempt > 0 || !(error instanceof Http2Error && error.unprocessed)) throw error;
+          if (signal?.aborted) throw signal.reason;
+        }
+      }
+    } finally {
+      this.#active--;
+    }
+  }
+
+  /**
+   * Opens a stream and sends its head: the body (unless `endStream`) is the caller's to
+   * write (`write`, `whenWritable`, `end`); the answer comes through the stream's
+   * `head()`, body and `trailers`. Waits for a connection and a stream slot first; a
+   * wait on the send window longer than the bound resets the stream (see
+   * {@linkcode streamFailure}).
+   */
+  async request(init: StreamInit): Promise<H2Stream> {
+    const flat = [
+      ":method",
+      init.method,
+      ":scheme",
+      "http",
+      ":authority",
+      this.#options.authority,
+      ":path",
+      init.path,
+    ];
+    const header = init.header;
+    if (header instanceof Headers) {
+      header.forEach((value, name) => pushField(flat, name, value));
+    } else {
+      for (const name in header) pushField(flat, name, header[name]);
+    }
+    const block = encodeFlatHeaderBlock(flat);
+    this.#active++;
+    let stream: H2Stream;
+    try {
+      const [session, opened] = await this.#open(block, init.endStream, init.signal);
+      stream = opened;
+      if (!init.endStream) session.watch(stream);
+    } catch (error) {
+      this.#active--;
+      throw error;
+    }
+    if (stream.isClosed) this.#active--;
+    else stream.onClose = () => void this.#active--;
+    return stream;
+  }
+
+  /** Drops the connection at once; later calls fail. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    this.#session?.close(closedClient());
+    this.#session = undefined;
+  }
+
+  async #postOnce(
+    block: Uint8Array,
+    body: Uint8Array,
+    signal: AbortSignal | undefined,
+  ): Promise<PostAnswer> {
+    const session = this.#session;
+    const [current, stream] = session !== undefined && session.conn.canOpenStream
+      ? [session, session.open(block, body.length === 0)]
+      : await this.#open(block, body.length === 0, signal);
+    if (body.length > 0) {
+      stream.writeLast(body);
+      if (!stream.sendEnded) current.watch(stream);
+    }
+    let onAbort: (() => void) | undefined;
+    if (signal !== undefined) {
+      onAbort = () => stream.reset(CANCEL);
+      signal.addEventListener("abort", onAbort, { once: true });
+      if (signal.aborted) onAbort();
+    }
+    try {
+      const data = await stream.readAll(this.#options.maxResponseBytes);
+      return new Answer(stream.headValue!, data, stream.trailers);
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      if (error instanceof BodyTooLarge) {
+        stream.reset(CANCEL);
+        throw new ConnectError(
+          `answer larger than ${this.#options.maxResponseBytes} bytes`,
+          Code.ResourceExhausted,
+        );
+      }
+      throw streamFailure(stream, error);
+    } finally {
+      if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * A stream opened on a usable connection, after waiting for a connection and a slot.
+   * A connection that begins to close meanwhile fails the attempt as unprocessed.
+   */
+  async #open(
+    block: Uint8Array,
+    endStream: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<[Session, H2Stream]> {
+    if (this.#closed) throw closedClient();
+    signal?.throwIfAborted();
+    const session = this.#session?.usable
+      ? this.#session
+      : await untilAborted(this.#connecting ??= this.#connect(), signal);
+    for (;;) {
+      if (this.#closed) throw closedClient();
+      const conn = session.conn;
+      if (conn.canOpenStream) return [session, session.open(block, endStream)];
+      if (conn.isClosing) {
+        // Never sent: safe to send again elsewhere.
+        const failure = conn.failure;
+        throw new Http2Error(
+          `the connection closed before the request was sent${
+            failure ? ` (${failure.message})` : ""
+          }`,
+          failure?.code ?? NO_ERROR,
+          { unprocessed: true, connection: true, cause: failure },
+        );
+      }
+      await session.slot(signal);
+    }
+  }
+
+  /** A new connection, shared by every call that needs one meanwhile. */
+  async #connect(): Promise<Session> {
+    try {
+      const socket = await this.#options.connect();
+      const session = new Session(socket, this.#options);
+      if (this.#closed) {
+        session.close(closedClient());
+        throw closedClient();
+      }
+      this.#session = session;
+      return session;
+    } finally {
+      this.#connecting = undefined;
+    }
+  }
+
+  #postBlock(path: string, header: Record<string, string>, length: number): Uint8Array {
+    let head = this.#heads.get(path);
+    if (head === undefined) {
+      head = encodeFlatHeaderBlock([
+        ":method",
+        "POST",
+        ":scheme",
+        "http",
+        ":authority",
+        this.#options.authority,
+        ":path",
+        path,
+      ]);
+      if (this.#heads.size < 1_000) this.#heads.set(path, head);
+    }
+    const flat: string[] = [];
+    for (const name in header) pushField(flat, name, header[name]);
+    flat.push("content-length", String(length));
+    const rest = encodeFlatHeaderBlock(flat);
+    const block = new Uint8Array(head.length + rest.length);
+    block.set(head);
+    block.set(rest, head.length);
+    return block;
+  }
+}
+
+/** Adds a request field unless HTTP/2 forbids it. */
+function pushField(flat: string[], name: string, value: string): void {
+  if (FORBIDDEN.has(name) || (name === "te" && value !== "trailers")) return;
+  flat.push(name, value);
+}
+
+function closedClient(): Http2Error {
+  return new Http2Error("the client is closed", NO_ERROR, { connection: true });
+}
+
+/** A whole answer; its headers and trailers are made into `Headers` when first asked for. */
+class Answer implements PostAnswer {
+  readonly status: number;
+  readonly body: Uint8Array;
+  readonly #head: HeaderBlock;
+  readonly #trailers?: HeaderBlock;
+  #header?: Headers;
+  #trailer?: Headers;
+
+  constructor(head: HeaderBlock, body: Uint8Array, trailers: HeaderBlock | undefined) {
+    this.status = head.status!;
+    this.body = body;
+    this.#head = head;
+    this.#trailers = trailers;
+  }
+
+  get header(): Headers {
+    return (this.#header ??= this.#head.toHeaders());
+  }
+
+  get trailer(): Headers {
+    return (this.#trailer ??= this.#trailers?.toHeaders() ?? new Headers());
+  }
+
+  headerNames(): string[] {
+    const raw = this.#head.raw;
+    const names: string[] = [];
+    for (let i = this.#head.start; i < raw.length; i += 2) names.push(raw[i]);
+    return names;
+  }
+}
+
+/**
+ * A few {@linkcode H2Client}s to one server, each call going to the least busy: one
+ * call at a time stays on the first connection, many in flight spread over all.
+ *
+ * @example
+ * ```ts
+ * import { H2Pool } from "./client.ts";
+ * const pool = new H2Pool(2, {
+ *   authority: "127.0.0.1:8123",
+ *   maxResponseBytes: 1024 * 1024,
+ *   connect: () => Promise.reject(new Error("no plugin in this example")),
+ * });
+ * const failed = await pool
+ *   .post("http://127.0.0.1:8123/echo.v1.EchoService/Ping", {}, new Uint8Array(0), undefined)
+ *   .catch((error: Error) => error.message);
+ * console.assert(failed === "no plugin in this example");
+ * pool.close();
+ * ```
+ */
+export class H2Pool {
+  readonly #clients: H2Client[];
+  /** Each URL's path, parsed once. */
+  readonly #paths = new Map<string, string>();
+
+  constructor(connections: number, options: H2ClientOptions) {
+    this.#clients = Array.from({ length: connections }, () => new H2Client(options));
+  }
+
+  /** The least busy client. */
+  pick(): H2Client {
+    let chosen = this.#clients[0];
+    for (const client of this.#clients) if (client.active < chosen.active) chosen = client;
+    return chosen;
+  }
+
+  /** `url`'s path and query. */
+  pathOf(url: string): string {
+    let path = this.#paths.get(url);
+    if (path === undefined) {
+      const parsed = new URL(url);
+      path = parsed.pathname + parsed.search;
+      if (this.#paths.size < 1_000) this.#paths.set(url, path);
+    }
+    return path;
+  }
+
+  /** POSTs to `url`'s path; see {@linkcode H2Client.post}. */
+  post(
+    url: string,
+    header: Record<string, string>,
+    body: Uint8Array,
+    signal: AbortSignal | undefined,
+  ): Promise<PostAnswer> {
+    return this.pick().post(this.pathOf(url), header, body, signal);
+  }
+
+  /** Opens a stream on the least busy client; see {@linkcode H2Client.request}. */
+  request(init: StreamInit): Promise<H2Stream> {
+    return this.pick().request(init);
+  }
+
+  /** Closes every connection. */
+  close(): void {
+    for (const client of this.#clients) client.close();
+  }
+}
+
+/**
+ * `promise`, or the signal's reason if it aborts first: a connection attempt the kernel
+ * retries for minutes must not hold a call past its deadline. (The attempt goes on, and
+ * a later call may use it.)
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    if (signal.aborted) onAbort();
+  });
+}
