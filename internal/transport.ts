@@ -1,7 +1,8 @@
 /**
  * Connect transports to a plugin, built from connect-es's protocol implementations on
- * the runtime's HTTP client, so that the host can see every response (to tell a pure
- * gRPC server) and fail calls fast once the plugin is gone.
+ * the runtime's HTTP client (the project's HTTP/2 engine, for every call and protocol),
+ * so that the host can see every response (to tell a pure gRPC server) and fail calls
+ * fast once the plugin is gone.
  *
  * @module
  */
@@ -58,7 +59,7 @@ export function createPluginTransport(
     ? decodeURIComponent(endpoint.pathname)
     : undefined;
   const baseUrl = socketPath ? new URL("http://localhost") : endpoint;
-  const http = openHttpClient(baseUrl, protocol === "grpc", socketPath);
+  const http = openHttpClient(baseUrl, socketPath);
   let closed = false;
   const unavailable = (detail: string, cause?: unknown) =>
     new ConnectError(
@@ -68,8 +69,8 @@ export function createPluginTransport(
       undefined,
       cause,
     );
-  // Refused, reset or closed under us: the plugin is not there to answer. (node:http2
-  // reports a connection that died as a CANCEL of its streams; only the caller's own
+  // Refused, reset or closed under us: the plugin is not there to answer. (A stream the
+  // plugin reset with CANCEL is not the caller's cancellation: only the caller's own
   // signal makes a call CANCELED.)
   const asUnavailable = (error: unknown, signal?: AbortSignal): unknown => {
     if (signal?.aborted) return error;

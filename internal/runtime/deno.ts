@@ -4,13 +4,8 @@
  *
  * @module
  */
-import {
-  createFetchClient,
-  type UniversalClientFn,
-  universalServerResponseToFetch,
-} from "@connectrpc/connect/protocol";
-import type { Http2SessionManager } from "@connectrpc/connect-node";
-import { ANSWER_MAX_BYTES, H2Pool } from "../h2_client.ts";
+import { universalServerResponseToFetch } from "@connectrpc/connect/protocol";
+import { openEngineHttpClient } from "../http2/client_universal.ts";
 import { createH2Server } from "../http2/server_universal.ts";
 import {
   type FastRequest,
@@ -592,69 +587,6 @@ async function* bytesOf(
   if (body) yield* body;
 }
 
-/**
- * gRPC through node:http2, holding a session only while calls are in flight.
- *
- * Deno's node:http2 client can take the whole process down (an nghttp2 assertion in
- * `find_stream_on_goaway_func`) when a server sends GOAWAY on an open session, as a
- * gRPC server shutting down gracefully does: it happened here in a test run. With no
- * session left open between calls, a plugin that stops on its own finds nothing to
- * send GOAWAY to. The cost is a new connection per burst of calls.
- */
-function openGrpcClient(baseUrl: URL, socketPath?: string): PluginHttpClient {
-  let sessions: Http2SessionManager | undefined;
-  let active = 0;
-  const dropSession = () => {
-    sessions?.abort();
-    sessions = undefined;
-  };
-  const release = () => {
-    if (--active === 0) dropSession();
-  };
-  // connect-node, node:http2 and node:net are loaded on first use: imported up front they
-  // added about 30 ms to every Deno plugin's start, and only a host's gRPC streams need them.
-  const load = async (): Promise<UniversalClientFn> => {
-    const [{ createNodeHttpClient, Http2SessionManager }, { connect }] = await Promise.all([
-      import("@connectrpc/connect-node"),
-      import("node:net"),
-    ]);
-    return createNodeHttpClient({
-      httpVersion: "2",
-      sessionProvider: () => (sessions ??= new Http2SessionManager(
-        baseUrl,
-        undefined,
-        socketPath ? { createConnection: () => connect(socketPath) } : undefined,
-      )),
-    });
-  };
-  let http: Promise<UniversalClientFn> | undefined;
-  return {
-    async client(request) {
-      active++;
-      let response;
-      try {
-        response = await (await (http ??= load()))(request);
-      } catch (error) {
-        release();
-        throw error;
-      }
-      return { ...response, body: releaseAfter(response.body, release) };
-    },
-    close: dropSession,
-  };
-}
-
-async function* releaseAfter(
-  body: AsyncIterable<Uint8Array>,
-  release: () => void,
-): AsyncIterable<Uint8Array> {
-  try {
-    yield* body;
-  } finally {
-    release();
-  }
-}
-
 /** Turns Deno's permission error into one that names the missing flag. */
 function explainPermission(error: unknown, flag: string, what: string): unknown {
   if (error instanceof Deno.errors.NotCapable) {
@@ -1041,68 +973,19 @@ export function stdoutIsTerminal(): boolean {
   return Deno.stdout.isTerminal();
 }
 
-/** HTTP/2 connections the unary calls to one plugin are spread over. */
-const CONNECTIONS = 2;
-
 /**
- * An h2c client for `baseUrl`, over TCP or the unix socket `socketPath`.
- *
- * Unary calls go through our own HTTP/2 client on `Deno.connect`: fetch turns Nagle's
- * algorithm on (a second request on a fresh connection could wait 40 ms for an ACK),
- * costs 0.07 ms more per call at one call in flight, and cannot give gRPC its
- * trailers. Streams keep Deno's fetch (Connect, gRPC-Web) or node:http2 (gRPC).
+ * An h2c client for `baseUrl`, over TCP or the unix socket `socketPath`: every call,
+ * unary or streaming, in any protocol, goes through the project's HTTP/2 engine on
+ * `connectSocket` (TCP_NODELAY on; fetch turns Nagle's algorithm on and gives no
+ * trailers, and Deno's node:http2 client could abort the process on a GOAWAY).
  */
-export function openHttpClient(
-  baseUrl: URL,
-  forGrpc: boolean,
-  socketPath?: string,
-): PluginHttpClient {
-  const streams = forGrpc ? openGrpcClient(baseUrl, socketPath) : openFetchClient(socketPath);
-  const where = socketPath ?? baseUrl.host;
-  const connect = async (): Promise<ByteStream> => {
-    try {
-      if (socketPath) return await Deno.connect({ transport: "unix", path: socketPath });
-      const conn = await Deno.connect({
-        hostname: baseUrl.hostname.replace(/^\[(.*)\]$/, "$1"),
-        port: Number(baseUrl.port || 80),
-      });
-      conn.setNoDelay(true);
-      return conn;
-    } catch (error) {
-      const flag = socketPath ? "--allow-read and --allow-write" : "--allow-net";
-      throw explainPermission(error, flag, `connect to ${where}`);
-    }
+export function openHttpClient(baseUrl: URL, socketPath?: string): PluginHttpClient {
+  const target: SocketTarget = socketPath ? { path: socketPath } : {
+    hostname: baseUrl.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: Number(baseUrl.port || 80),
   };
-  const pool = new H2Pool(CONNECTIONS, {
-    connect,
+  return openEngineHttpClient({
+    connect: () => connectSocket(target),
     authority: socketPath ? "localhost" : baseUrl.host,
-    maxResponseBytes: ANSWER_MAX_BYTES,
   });
-  return {
-    client: streams.client,
-    close: () => {
-      streams.close();
-      pool.close();
-    },
-    postTrailers: true,
-    post: (url, header, body, signal) => pool.post(url, header, body, signal),
-  };
-}
-
-/** Deno's fetch, for streaming calls over Connect and gRPC-Web. */
-function openFetchClient(socketPath: string | undefined): PluginHttpClient {
-  let client: Deno.HttpClient;
-  try {
-    client = Deno.createHttpClient({
-      http1: false,
-      http2: true,
-      ...(socketPath ? { proxy: { transport: "unix", path: socketPath } } : {}),
-    });
-  } catch (error) {
-    throw explainPermission(error, "--allow-net", `connect to ${socketPath}`);
-  }
-  return {
-    client: createFetchClient((input, init) => fetch(input, { ...init, client })),
-    close: () => client.close(),
-  };
 }

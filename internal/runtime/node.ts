@@ -21,7 +21,7 @@ import {
 } from "node:net";
 import type { Readable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { UniversalClientFn, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { BindAddress } from "../bind.ts";
 import {
   bodyOverLimit,
@@ -33,7 +33,7 @@ import {
   type WholeBody,
   wholeBody,
 } from "../fast_unary.ts";
-import { ANSWER_MAX_BYTES, H2Pool } from "../h2_client.ts";
+import { openEngineHttpClient } from "../http2/client_universal.ts";
 import { createH2Server } from "../http2/server_universal.ts";
 import { socketStream } from "./node_socket.ts";
 import type {
@@ -1125,69 +1125,27 @@ export function packageVersion(): string {
   return (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
 }
 
-/** HTTP/2 connections a client of a plugin spreads its unary calls over. */
-const CONNECTIONS = 2;
-
 /**
- * An h2c client for `baseUrl`, over TCP or the unix socket `socketPath`. Unary calls go
- * through our own HTTP/2 client on node:net (0.15-0.18 ms a call at one in flight
- * here, against 0.20-0.27 ms for node:http2's client); streams keep node:http2
- * (connect-node's client).
+ * An h2c client for `baseUrl`, over TCP or the unix socket `socketPath`: every call,
+ * unary or streaming, in any protocol, goes through the project's HTTP/2 engine on
+ * node:net (`connectSocket`, TCP_NODELAY on).
  */
-export function openHttpClient(
-  baseUrl: URL,
-  _forGrpc: boolean,
-  socketPath?: string,
-): PluginHttpClient {
-  // Streams: connect-node's client, loaded on first use (see connectNode()).
-  let streams: { abort(): void } | undefined;
-  let closed = false;
-  let streamClient: Promise<UniversalClientFn> | undefined;
-  const loadStreamClient = async (): Promise<UniversalClientFn> => {
-    const m = await connectNode();
-    const manager = new m.Http2SessionManager(
-      baseUrl,
-      undefined,
-      socketPath ? { createConnection: () => netConnect(socketPath) } : undefined,
-    );
-    streams = manager;
-    if (closed) manager.abort();
-    return m.createNodeHttpClient({ httpVersion: "2", sessionProvider: () => manager });
+export function openHttpClient(baseUrl: URL, socketPath?: string): PluginHttpClient {
+  const target: SocketTarget = socketPath ? { path: socketPath } : {
+    hostname: baseUrl.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: Number(baseUrl.port || 80),
   };
-  const pool = new H2Pool(CONNECTIONS, {
-    connect: () =>
-      new Promise<ByteStream>((resolve, reject) => {
-        const socket = socketPath ? netConnect(socketPath) : netConnect({
-          host: baseUrl.hostname.replace(/^\[(.*)\]$/, "$1"),
-          port: Number(baseUrl.port || 80),
-          noDelay: true,
-        });
-        socket.once("error", reject).once("connect", () => {
-          const stream = socketStream(socket);
-          socket.off("error", reject);
-          resolve(stream);
-        });
-      }),
+  return openEngineHttpClient({
+    connect: () => connectSocket(target),
     authority: socketPath ? "localhost" : baseUrl.host,
-    maxResponseBytes: ANSWER_MAX_BYTES,
   });
-  return {
-    client: async (request) => (await (streamClient ??= loadStreamClient()))(request),
-    close: () => {
-      closed = true;
-      streams?.abort();
-      pool.close();
-    },
-    postTrailers: true,
-    post: (url, header, body, signal) => pool.post(url, header, body, signal),
-  };
 }
 
 let connectNodeModule: Promise<typeof import("@connectrpc/connect-node")> | undefined;
 
 /**
- * connect-node, loaded when first needed (a host's streaming calls, a guest's streamed
- * HTTP/1.1 answer): imported up front it added about 25 ms to every Node plugin's start.
+ * connect-node, loaded when first needed (a guest's streamed HTTP/1.1 answer): imported
+ * up front it added about 25 ms to every Node plugin's start.
  */
 function connectNode(): Promise<typeof import("@connectrpc/connect-node")> {
   return (connectNodeModule ??= import("@connectrpc/connect-node"));
