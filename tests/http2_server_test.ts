@@ -38,6 +38,7 @@ import {
   type H2ServerOptions,
 } from "../internal/http2/server_universal.ts";
 import { socketStream } from "../internal/runtime/node_socket.ts";
+import { wholeBody } from "../internal/fast_unary.ts";
 import { createPluginHandler } from "../internal/router.ts";
 import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { echoImplementation } from "../examples/echo/echo.ts";
@@ -150,7 +151,11 @@ class RawClient {
   #wake?: () => void;
   closed = false;
 
-  constructor(socket: Socket) {
+  constructor(
+    socket: Socket,
+    settings: [number, number][] = [],
+    onFrame?: (frame: { type: number; id: number; payload: Uint8Array }) => void,
+  ) {
     this.#socket = socket;
     socket.on("data", (chunk: Uint8Array) => {
       const joined = new Uint8Array(this.#buffer.length + chunk.length);
@@ -160,12 +165,14 @@ class RawClient {
       while (joined.length - at >= 9) {
         const length = (joined[at] << 16) | (joined[at + 1] << 8) | joined[at + 2];
         if (joined.length - at < 9 + length) break;
-        this.frames.push({
+        const frame = {
           type: joined[at + 3],
           flags: joined[at + 4],
           id: readUint32(joined, at + 5) & 0x7fffffff,
           payload: joined.slice(at + 9, at + 9 + length),
-        });
+        };
+        this.frames.push(frame);
+        onFrame?.(frame);
         at += 9 + length;
       }
       this.#buffer = joined.subarray(at);
@@ -176,7 +183,7 @@ class RawClient {
       this.#wake?.();
     });
     socket.on("error", () => {});
-    socket.write(concat(PREFACE, encodeFrame(FRAME_SETTINGS, 0, 0, new Uint8Array(0))));
+    socket.write(concat(PREFACE, encodeFrame(FRAME_SETTINGS, 0, 0, encodeSettings(settings))));
   }
 
   write(frame: Uint8Array): void {
@@ -484,6 +491,51 @@ describe("the HTTP/2 engine's server (createH2Server)", () => {
       const body = raw.frames.find((f) => f.id === 1 && f.type === FRAME_DATA)!;
       assert.equal(text(body.payload), String(100 * frames));
       assert.ok(!raw.frames.some((f) => f.type === FRAME_GOAWAY || f.type === FRAME_RST_STREAM));
+    } finally {
+      raw.destroy();
+    }
+  });
+
+  it("shares a connection window that opens a little at a time between the streams waiting on it", async () => {
+    const size = 256 * KiB;
+    const handler: UniversalHandlerFn = () =>
+      Promise.resolve({
+        status: 200,
+        body: {
+          [wholeBody]: new Uint8Array(size),
+          [Symbol.asyncIterator]: () => chunksOf()[Symbol.asyncIterator](),
+        } as never,
+      });
+    await using fixture = await startServer(handler);
+    const order: number[] = [];
+    // Stream windows of 1 MiB, the connection's left at 64 KiB and given back per frame.
+    const raw: RawClient = new RawClient(await dial(fixture.port), [[0x4, MiB]], (frame) => {
+      if (frame.type !== FRAME_DATA || frame.payload.length === 0) return;
+      order.push(frame.id);
+      raw.write(
+        encodeFrame(
+          0x8,
+          0,
+          0,
+          Uint8Array.of(0, 0, frame.payload.length >> 8, frame.payload.length & 0xff),
+        ),
+      );
+    });
+    try {
+      raw.request(1, "/one");
+      raw.request(3, "/two");
+      await raw.until(
+        () =>
+          [1, 3].every((id) => raw.frames.some((f) => f.id === id && f.flags & FLAG_END_STREAM)),
+        "both answers",
+      );
+      // Stream 3 got data well before stream 1 had all of its answer.
+      const lastOfOne = order.lastIndexOf(1);
+      const firstOfThree = order.indexOf(3);
+      assert.ok(
+        firstOfThree < lastOfOne / 2,
+        `stream 3 waited: ${firstOfThree} of ${order.length}`,
+      );
     } finally {
       raw.destroy();
     }

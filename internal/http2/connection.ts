@@ -1258,15 +1258,19 @@ export class Connection {
   #pumpAll(): void {
     while (this.#pending.size > 0 && !this.#outputFull() && this.#sendWindow >= 0) {
       let progress = false;
-      for (const stream of this.#pending) {
+      for (const stream of [...this.#pending]) {
         if (this.#outputFull()) break;
         const before = stream.outBytes;
         const ending = stream.endQueued && !stream.sendEnded;
         this.#pumpOne(stream, 64 * 1024);
-        if (stream.closed || (stream.outBytes === 0 && !(stream.endQueued && !stream.sendEnded))) {
-          this.#pending.delete(stream);
-        }
-        if (stream.outBytes !== before || (ending && stream.sendEnded)) progress = true;
+        const framed = stream.outBytes !== before || (ending && stream.sendEnded);
+        const more = !stream.closed &&
+          (stream.outBytes > 0 || (stream.endQueued && !stream.sendEnded));
+        // One that framed something and has more goes last: a small window opening now
+        // and then is shared, not always taken by the same stream.
+        if (!more || framed) this.#pending.delete(stream);
+        if (more && framed) this.#pending.add(stream);
+        if (framed) progress = true;
       }
       if (!progress) break;
     }
