@@ -89,10 +89,19 @@ if (target !== "server") {
     }
   }
   const seconds = (performance.now() - started) / 1000;
+  // The slowest decode once more, five times: a pause of the collector or the machine
+  // shows up once, a slow input every time.
+  let retimed = Infinity;
+  for (let i = 0; i < 5 && stats.slowestCase >= 0; i++) {
+    const again = hpackStats();
+    runHpackCase(seed, stats.slowestCase, again);
+    retimed = Math.min(retimed, again.slowestMs);
+  }
   console.log(
     `hpack: ${stats.cases} cases (${stats.blocks} blocks, ${stats.refused} refused with ` +
       `HpackError) in ${seconds.toFixed(1)} s: ${Math.round(stats.cases / seconds)} cases/s; ` +
-      `slowest decode ${stats.slowestMs.toFixed(2)} ms (case ${stats.slowestCase}); largest ` +
+      `slowest decode ${stats.slowestMs.toFixed(2)} ms (case ${stats.slowestCase}, ` +
+      `${retimed.toFixed(2)} ms at best when rerun); largest ` +
       `list ${stats.largestList} bytes; heap ${heap()}`,
   );
 }

@@ -5,6 +5,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
+import { HpackDecoder, HpackError } from "../internal/http2/hpack.ts";
 import { FuzzFailure, hpackStats, runHpackCase } from "./fixtures/fuzz_hpack.ts";
 import { runConnectionCases, serverStats } from "./fixtures/fuzz_server.ts";
 
@@ -21,6 +22,16 @@ describe("HTTP/2 fuzzing (short, seeded)", () => {
       stats.slowestMs < 100,
       `case ${stats.slowestCase} took ${stats.slowestMs.toFixed(1)} ms to decode`,
     );
+  });
+
+  it("refuses an integer with 150 zero continuation bytes (found by the fuzzer: seed 20261201, case 92543)", () => {
+    // 2 ** shift reached Infinity, the index became NaN, and decode threw a TypeError.
+    for (const first of [0xff, 0x7f, 0x0f]) {
+      const block = new Uint8Array(152).fill(0x80);
+      block[0] = first;
+      block[151] = 0;
+      assert.throws(() => new HpackDecoder().decode(block), HpackError);
+    }
   });
 
   it("the server role: serve() always resolves, nothing throws or leaks, output stays well-formed", async () => {
