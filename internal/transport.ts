@@ -16,6 +16,7 @@ import { createTransport as createConnect } from "@connectrpc/connect/protocol-c
 import { createTransport as createGrpc } from "@connectrpc/connect/protocol-grpc";
 import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-grpc-web";
 import { leanConnectUnary, leanGrpcUnary, type PostBytes } from "./fast_client.ts";
+import type { H2ClientTimeouts } from "./http2/client.ts";
 import { openHttpClient } from "./runtime/deno.ts";
 
 /**
@@ -51,6 +52,8 @@ export function createPluginTransport(
     onResponse?: (status: number, contentType: string) => void;
     /** Sent as `authorization: Bearer <token>` on every call. */
     token?: string;
+    /** The HTTP/2 client's keepalive, wait and idle bounds (defaults: see H2ClientOptions). */
+    timeouts?: H2ClientTimeouts;
   } = {},
 ): PluginTransport {
   const { onResponse } = options;
@@ -59,7 +62,7 @@ export function createPluginTransport(
     ? decodeURIComponent(endpoint.pathname)
     : undefined;
   const baseUrl = socketPath ? new URL("http://localhost") : endpoint;
-  const http = openHttpClient(baseUrl, socketPath);
+  const http = openHttpClient(baseUrl, socketPath, options.timeouts);
   let closed = false;
   const unavailable = (detail: string, cause?: unknown) =>
     new ConnectError(

@@ -86,6 +86,23 @@ export interface H2ClientOptions {
   connectionWindowSize?: number;
 }
 
+/**
+ * The client's time bounds alone, for callers that pass them through (tests use small
+ * ones).
+ *
+ * @example
+ * ```ts
+ * import type { H2ClientTimeouts } from "./client.ts";
+ * const quick: H2ClientTimeouts = { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 200 };
+ * ```
+ */
+export type H2ClientTimeouts = Pick<
+  H2ClientOptions,
+  "keepaliveIntervalMs" | "keepaliveTimeoutMs" | "waitTimeoutMs" | "idleTimeoutMs"
+>;
+
+/** The largest stream id (RFC 9113 section 5.1.1). */
+const MAX_STREAM_ID = 0x7fffffff;
 /** The longest delay a timer takes (2^31 - 1 ms); longer ones fire at once. */
 const MAX_TIMER_MS = 0x7fffffff;
 /** Headers HTTP/2 forbids (RFC 9113 section 8.2.2), dropped from requests. */
@@ -162,6 +179,10 @@ class Session {
   /** Opens a stream now (the caller checked `conn.canOpenStream`). */
   open(block: Uint8Array, endStream: boolean): H2Stream {
     const stream = this.conn.openStream(block, endStream);
+    if (stream.id + 2 > MAX_STREAM_ID) {
+      // Out of stream ids: the streams open finish, later calls get a new connection.
+      this.conn.goAway();
+    }
     this.#activity();
     return stream;
   }

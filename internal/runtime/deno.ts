@@ -5,6 +5,7 @@
  * @module
  */
 import { universalServerResponseToFetch } from "@connectrpc/connect/protocol";
+import type { H2ClientTimeouts } from "../http2/client.ts";
 import { openEngineHttpClient } from "../http2/client_universal.ts";
 import { createH2Server } from "../http2/server_universal.ts";
 import {
@@ -979,12 +980,17 @@ export function stdoutIsTerminal(): boolean {
  * `connectSocket` (TCP_NODELAY on; fetch turns Nagle's algorithm on and gives no
  * trailers, and Deno's node:http2 client could abort the process on a GOAWAY).
  */
-export function openHttpClient(baseUrl: URL, socketPath?: string): PluginHttpClient {
+export function openHttpClient(
+  baseUrl: URL,
+  socketPath?: string,
+  timeouts: H2ClientTimeouts = {},
+): PluginHttpClient {
   const target: SocketTarget = socketPath ? { path: socketPath } : {
     hostname: baseUrl.hostname.replace(/^\[(.*)\]$/, "$1"),
     port: Number(baseUrl.port || 80),
   };
   return openEngineHttpClient({
+    ...timeouts,
     connect: () => connectSocket(target),
     authority: socketPath ? "localhost" : baseUrl.host,
   });

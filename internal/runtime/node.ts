@@ -33,6 +33,7 @@ import {
   type WholeBody,
   wholeBody,
 } from "../fast_unary.ts";
+import type { H2ClientTimeouts } from "../http2/client.ts";
 import { openEngineHttpClient } from "../http2/client_universal.ts";
 import { createH2Server } from "../http2/server_universal.ts";
 import { socketStream } from "./node_socket.ts";
@@ -1130,12 +1131,17 @@ export function packageVersion(): string {
  * unary or streaming, in any protocol, goes through the project's HTTP/2 engine on
  * node:net (`connectSocket`, TCP_NODELAY on).
  */
-export function openHttpClient(baseUrl: URL, socketPath?: string): PluginHttpClient {
+export function openHttpClient(
+  baseUrl: URL,
+  socketPath?: string,
+  timeouts: H2ClientTimeouts = {},
+): PluginHttpClient {
   const target: SocketTarget = socketPath ? { path: socketPath } : {
     hostname: baseUrl.hostname.replace(/^\[(.*)\]$/, "$1"),
     port: Number(baseUrl.port || 80),
   };
   return openEngineHttpClient({
+    ...timeouts,
     connect: () => connectSocket(target),
     authority: socketPath ? "localhost" : baseUrl.host,
   });

@@ -1,18 +1,29 @@
 // This runtime's host (Deno under deno test, Node under node --test) calls, through the
 // HTTP/2 engine's client, a Deno guest (served by the engine), a Node guest (node:http2)
 // and a @grpc/grpc-js plugin: unary, server, client and bidi streaming, over Connect,
-// gRPC and gRPC-Web wherever the peer speaks them. And a gRPC plugin that shuts down on
-// its own (GOAWAY while a stream is open) never takes the host down: 100 runs of 100.
+// gRPC and gRPC-Web wherever the peer speaks them. A plugin that stops (SIGSTOP) fails
+// calls without a deadline UNAVAILABLE (keepalive PINGs). And a gRPC plugin that shuts
+// down on its own (GOAWAY while a stream is open) never takes the host down: 100 of 100.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import type { Client } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { spawn, type WireProtocol } from "../../host.ts";
+import { createPluginTransport } from "../../internal/transport.ts";
 import { EchoService } from "../../gen/echo/v1/echo_pb.ts";
 import { InteropService } from "../fixtures/interop_service.ts";
-import { denoExecutable, memoryLogger, onDeno, repoRoot, tempDir } from "../_helpers.ts";
+import {
+  denoExecutable,
+  memoryLogger,
+  onDeno,
+  repoRoot,
+  startGuest,
+  tempDir,
+} from "../_helpers.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const host = onDeno ? "deno" : "node";
 const node = onDeno ? "node" : process.execPath;
@@ -115,6 +126,50 @@ for (const peer of peers) {
     });
   }
 }
+
+describe(`${host} host and a plugin that stops answering (SIGSTOP)`, () => {
+  for (const protocol of ["connect", "grpc"] as const) {
+    it(`fails calls without a deadline UNAVAILABLE over ${protocol}, unary and streaming`, async () => {
+      await using guest = await startGuest({
+        exe: denoExecutable(),
+        args: [
+          "run",
+          "--allow-net",
+          "--allow-env",
+          join(repoRoot, "tests/fixtures/interop_guest.ts"),
+        ],
+      });
+      const { transport, close } = createPluginTransport(guest.url, protocol, {
+        timeouts: { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 300, waitTimeoutMs: 1_000 },
+      });
+      try {
+        const echo = createClient(EchoService, transport);
+        assert.equal((await echo.echo({ message: "awake" })).message, "awake");
+        // A stream that was flowing when the plugin stopped.
+        const counting = (async () => {
+          for await (const _ of echo.count({ count: 1_000, intervalMs: 20 }));
+        })().then(() => undefined, (error: unknown) => error);
+        await sleep(100);
+        process.kill(guest.child.pid!, "SIGSTOP");
+        try {
+          const started = Date.now();
+          const unary = await echo.echo({ message: "asleep" }).catch((e) => e);
+          const took = Date.now() - started;
+          assert.ok(unary instanceof ConnectError, String(unary));
+          assert.equal(unary.code, Code.Unavailable, unary.message);
+          assert.ok(took < 5_000, `took ${took} ms`);
+          const stream = await counting;
+          assert.ok(stream instanceof ConnectError, String(stream));
+          assert.equal(stream.code, Code.Unavailable, stream.message);
+        } finally {
+          process.kill(guest.child.pid!, "SIGCONT");
+        }
+      } finally {
+        close();
+      }
+    });
+  }
+});
 
 describe(`${host} host and a gRPC plugin that shuts down on its own`, () => {
   it("survives it 100 times of 100, GOAWAY arriving while a stream is open", async () => {
