@@ -469,6 +469,9 @@ export class HpackDecoder {
       if (value > 0x7fffffff) throw new HpackError("integer too large");
       if ((byte & 0x80) === 0) return value;
       shift += 7;
+      // Continuation bytes of zero add nothing: without this, 2 ** shift would reach
+      // Infinity and the value NaN (an index that names no entry, yet passes the checks).
+      if (shift > 28) throw new HpackError("integer too long");
     }
   }
 

@@ -257,26 +257,39 @@ interface FirstBytes {
 }
 
 /**
- * Reads until the bytes either differ from the HTTP/2 preface (HTTP/1.1, decided at the
- * first differing byte) or hold all of it; `null` if the connection ends first.
+ * Reads until the bytes either hold all of the HTTP/2 preface or differ from it; then,
+ * to the end of their first line: an HTTP/1 request line goes to HTTP/1.1, anything
+ * else to the engine, which answers a bad preface with GOAWAY PROTOCOL_ERROR (RFC 9113,
+ * 3.4). `null` if the connection ends first.
  */
 async function readFirstBytes(socket: ByteStream): Promise<FirstBytes | null> {
   // Small: a connection that says nothing holds it until its header timeout. The rest
   // of a large first packet waits in the socket for the engine or the pipe.
   const buffer = new Uint8Array(4 * 1024);
   let length = 0;
+  let differs = false;
   for (;;) {
     const count = await socket.read(buffer.subarray(length));
     if (count === null) return null;
     const from = length;
     length += count;
     const end = Math.min(length, PREFACE.length);
-    for (let i = from; i < end; i++) {
-      if (buffer[i] !== PREFACE[i]) return { http2: false, bytes: buffer.subarray(0, length) };
+    for (let i = from; i < end && !differs; i++) differs = buffer[i] !== PREFACE[i];
+    if (!differs && length >= PREFACE.length) {
+      return { http2: true, bytes: buffer.subarray(0, length) };
     }
-    if (length >= PREFACE.length) return { http2: true, bytes: buffer.subarray(0, length) };
+    const newline = buffer.subarray(0, length).indexOf(0x0a);
+    if (differs && (newline >= 0 || length === buffer.length)) {
+      // A request line longer than the buffer is HTTP/1.1's to refuse.
+      const line = newline >= 0 ? String.fromCharCode(...buffer.subarray(0, newline)) : "";
+      const http2 = newline >= 0 && !HTTP1_REQUEST_LINE.test(line);
+      return { http2, bytes: buffer.subarray(0, length) };
+    }
   }
 }
+
+/** Method, target, HTTP/1.x (RFC 9112, section 3). */
+const HTTP1_REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ \S+ HTTP\/1\.\d\r?$/;
 
 /**
  * The engine behind a first-bytes switch. The header timeout runs from accept: until
