@@ -773,20 +773,52 @@ if (only) {
   await section();
   Deno.exit(0);
 }
-console.log(`# 1. guest unary throughput (h2load -n ${requests} -c 4 -m 16)`);
-const throughput = await guestThroughput();
-console.log("# 2. host → guest round trips");
-const trips = await roundTrips();
-console.log("# 3. spawn to ready");
-const spawnRows = await spawnToReady();
-console.log("# 4. 50 plugins at once");
-const fifty = await fiftyAtOnce();
-console.log("# 5. log forwarding");
-const logs = await logForwarding();
-console.log(`# 6. server streaming (${fmt(STREAM_MESSAGES)} messages)`);
-const streamRows = await serverStreaming();
-console.log("# 7. memory under load (peak RSS of the guest)");
-const memoryRows = await memoryUnderLoad();
+/** Everything one run measured: what the report is made of. */
+interface Results {
+  date: string;
+  quick: boolean;
+  throughput: ThroughputRow[];
+  trips: RoundTripRow[];
+  spawnRows: SpawnRow[];
+  fifty: { allReadyMs: number; rssPerPluginMiB: number };
+  logs: { ours: number; plain: number; mbPerSecond: number };
+  streamRows: StreamRow[];
+  memoryRows: MemoryRow[];
+}
+
+async function measureEverything(): Promise<Results> {
+  console.log(`# 1. guest unary throughput (h2load -n ${requests} -c 4 -m 16)`);
+  const throughput = await guestThroughput();
+  console.log("# 2. host → guest round trips");
+  const trips = await roundTrips();
+  console.log("# 3. spawn to ready");
+  const spawnRows = await spawnToReady();
+  console.log("# 4. 50 plugins at once");
+  const fifty = await fiftyAtOnce();
+  console.log("# 5. log forwarding");
+  const logs = await logForwarding();
+  console.log(`# 6. server streaming (${fmt(STREAM_MESSAGES)} messages)`);
+  const streamRows = await serverStreaming();
+  console.log("# 7. memory under load (peak RSS of the guest)");
+  const memoryRows = await memoryUnderLoad();
+  const date = new Date().toISOString().slice(0, 10);
+  return { date, quick, throughput, trips, spawnRows, fifty, logs, streamRows, memoryRows };
+}
+
+// `--from=FILE` writes the report again from a run's saved figures (after its text
+// changed) instead of measuring; every run saves them to RESULTS_FILE.
+const RESULTS_FILE = join(Deno.env.get("TMPDIR") ?? "/tmp", "ftl-bench-results.json");
+const from = Deno.args.find((a) => a.startsWith("--from="))?.slice("--from=".length);
+let results: Results;
+if (from) {
+  results = JSON.parse(await Deno.readTextFile(from));
+  if (results.quick !== quick) throw new Error(`${from} is from a run with quick=${results.quick}`);
+} else {
+  results = await measureEverything();
+  await Deno.writeTextFile(RESULTS_FILE, JSON.stringify(results));
+  console.log(`saved the figures to ${RESULTS_FILE}`);
+}
+const { date, throughput, trips, spawnRows, fifty, logs, streamRows, memoryRows } = results;
 
 const find = (name: string, protocol: string) =>
   throughput.find((r) => r.name === name && r.protocol === protocol)!;
@@ -965,7 +997,16 @@ function missedNotes(): string {
         "guest's CPU time per call was unchanged against the build before (7127731; median of " +
         "5 alternating runs of " +
         "`scripts/bench/cpu_per_call.ts`: Connect 26.1 → 25.4 µs, gRPC 29.7 → 30.7 µs, ranges " +
-        "overlapping).",
+        `overlapping). In this run the raw Connect-shaped server made ${
+          fmt(find("raw node:http2 streams (fixed bytes)", "connect").ping)
+        } Pings/s and the guest on node:http2 ${
+          fmt(find(OURS.nodeNative, "connect").ping)
+        }; the same guest on the engine made ${fmt(find(OURS.nodeEngine, "connect").ping)} (${
+          ratio(
+            find(OURS.nodeEngine, "connect").ping,
+            find("raw node:http2 streams (fixed bytes)", "connect").ping,
+          )
+        } that ceiling).`,
     );
   }
   if (targets.some(([w, , , ok]) => ok === false && w.includes("c=1 p50"))) {
@@ -1008,8 +1049,13 @@ function missedNotes(): string {
         "the guest's, and system calls are not it: the guest sent about 77 messages per " +
         "`sendto` (strace: 1 304 for 100 000 messages). grpc-js's server writes every message " +
         "in one synchronous loop and its client hands them out as stream events, with no async " +
-        "step per message. A lean streaming path, as the unary calls have, would take the " +
-        "pipeline out on both sides.",
+        "step per message. Neither process was busy all the time (host 66%, guest 51% of the " +
+        "profiled run): they take turns more than they overlap. On Node (`node --cpu-prof`, the " +
+        "same 40 calls over gRPC, the guest on node:http2) the picture is the same with more " +
+        "garbage: of each side's busy time the collector took 32% (host) and 19% (guest), " +
+        "connect-es's pipeline 17% and 22%, protobuf's reader and writer 9% and 12%, the " +
+        "engine's client 1.3% of the host's. A lean streaming path, as the unary calls have, " +
+        "would take the pipeline out on both sides.",
     );
   }
   for (const trip of trips) {
@@ -1026,7 +1072,19 @@ function missedNotes(): string {
       } its latency (then ${before.p50.toFixed(2)}×); the pair made ${
         fmt(anchorTrip.callsPerSecond)
       } calls/s at c=32 and ${anchorTrip.p50.toFixed(3)} ms at c=1 in this run (6 469 and 0.365 ` +
-        "ms then).",
+        `ms then), ours ${fmt(trip.callsPerSecond)} and ${trip.p50.toFixed(3)} ms.` +
+        (trip.name.includes("Node guest")
+          ? " The Node guest (node:http2, Node's default) is what bounds the Node rows: in " +
+            "CPU profiles (`node --cpu-prof` of both) of the Node host making Echo calls at " +
+            "c=32, the guest was busy 62% of the profiled run and the host 23%. Most of the " +
+            "guest's time was node:http2's own JavaScript (header conversion both ways, " +
+            "respond, stream set-up) and the garbage collector; for every answer with a body " +
+            "node:http2 also builds an ERR_STREAM_DESTROYED error (Writable's errorBuffer, " +
+            "after the stream closed under its last write; 6.6% of the guest's run, and the " +
+            'same under h2load). With the guest on the engine (`server: "engine"`) the same ' +
+            "host made 83–140k calls/s at c=32 (three rounds in each of two runs), against 33–46k with the " +
+            "guest on node:http2."
+          : ""),
     );
   }
   for (const [w, t, m, ok] of targets) {
@@ -1045,7 +1103,8 @@ function engineNotes(): string {
 
 The Deno guest now answers through \`internal/http2/\`, this package's own HTTP/2 (frames, HPACK,
 one connection state machine for both roles, flow control), on a plain TCP socket instead of
-Deno.serve, and both hosts make every call, unary and streaming, over its client instead of
+Deno.serve (which still gets HTTP/1.1 connections, behind a switch on their first bytes), and both
+hosts make every call, unary and streaming, over its client instead of
 Deno's fetch, node:http2 and the earlier \`internal/h2_client.ts\`. A request costs no Request,
 Response or Headers object: its header block is decoded flat, the lean unary path takes the body
 as bytes, and a whole answer (HEADERS, the message, any trailers) is framed into one buffer; what
@@ -1057,7 +1116,7 @@ What the ratios mean: "engine vs Deno.serve" (${
   }) is the same guest code over two HTTP stacks, so it measures the stacks alone; "vs grpc-js" is
 the gRPC server a Go host would otherwise be pointed at; a raw ceiling is the runtime's own server
 answering fixed bytes, which the engine does not go through, so a ratio above 1 there says the
-engine answers a real call faster than the runtime's server answers nothing. On Node the engine
+engine answers a real call faster than the runtime's own server sends fixed bytes. On Node the engine
 runs on node:net: ${nodeRatio("connect")} (Connect) and ${
     nodeRatio("grpc")
   } (gRPC) the throughput of the same guest on node:http2, and
@@ -1066,6 +1125,11 @@ a peak of ${memory(OURS.nodeEngine).streamsMiB.toFixed(0)} MiB under 10 000 stre
   } MiB (section 7): the case for making
 it Node's default, which this run leaves as it is.
 
+The engine's rows move with the machine's load more than the others: the two full runs of
+2026-12-01 gave its Deno guest 145 502 and 283 064 Connect Pings/s, Deno.serve 61 442 and 74 350. At these
+rates the guest is CPU-bound on one core and h2load takes a share of the other, so whatever else
+runs on the machine comes out of the guest's share.
+
 In a CPU profile of the Deno guest under h2load (\`deno run --cpu-prof\`, 200 000 gRPC Pings,
 \`-c 4 -m 16\`, 178k req/s), the guest was busy about 4.5 µs per call: socket writes
 (\`op_write\`) 38% of that, the engine's JavaScript (connection, HPACK, server) 33%, the call
@@ -1073,7 +1137,6 @@ itself (router, lean unary path, envelope, protobuf) 15%, the garbage collector 
 `;
 }
 
-const date = new Date().toISOString().slice(0, 10);
 const md = `# Benchmarks
 
 Measured by \`deno task bench\` (scripts/bench.ts) on ${date}, on this project's machine (2 cores,
@@ -1120,8 +1183,10 @@ core; our guest's CPU time per gRPC Ping measured 30–32 µs in this stop's bef
 ${
   throughput.map((r) =>
     `| ${r.name} | ${r.runtime} | ${r.protocol} | ${fmt(r.ping)} | ${
-      Number.isNaN(r.echo) ? "—" : fmt(r.echo)
-    } | ${ratio(r.ping, grpcJs.ping)} |`
+      // JSON keeps NaN as null.
+      r.echo === null || Number.isNaN(r.echo) ? "—" : fmt(r.echo)} | ${
+      ratio(r.ping, grpcJs.ping)
+    } |`
   ).join("\n")
 }
 
@@ -1130,7 +1195,8 @@ ${
 Echo calls: ${
   quick ? "" : "3 000 "
 }sequential (latency) after 3 000 unmeasured ones, then 30 000 with 32 in flight; each figure
-is the median of ${CLIENT_RUNS} runs of the client.
+is the median of ${CLIENT_RUNS} runs of the client. Our hosts call the echo guest of their own runtime
+on its default server (Deno: the engine; Node: node:http2), over the engine's client.
 
 | client → server | c=1 p50 | c=1 p99 | c=32 calls/s |
 | --- | --- | --- | --- |
@@ -1204,12 +1270,18 @@ ${
 
 Peak RSS (\`VmHWM\` in /proc/<pid>/status) of a fresh echo guest after one load, each load
 on a guest of its own, as in \`tests/faults/hostile_test.ts\`: 10 000 concurrent Pings on one
-HTTP/2 connection from node:http2, or one Connect Echo whose request is 100 MiB, sent by our
+HTTP/2 connection from node:http2 (which keeps as many open as the guest's
+SETTINGS_MAX_CONCURRENT_STREAMS allows, 1000 on the engine, and queues the rest), or one Connect Echo whose request is 100 MiB, sent by our
 host's transport and refused RESOURCE_EXHAUSTED by the 4 MiB read limit. "Written raw" is the
 same request written on node:http2 a MiB at a time as fast as the guest takes it, with how much
 of it went out before the answer came. "Idle" is the peak after one Ping, before the load. The
 last column is what docs/RELIABILITY.md recorded before the engine (Deno guest on Deno.serve,
-Node guest on node:http2).
+Node guest on node:http2), from the hostile tests of their day; the native rows of this run (${
+  memoryRows.find((r) => r.name === OURS.denoNative)!.streamsMiB.toFixed(0)
+} and ${
+  memoryRows.find((r) => r.name === OURS.nodeNative)!.streamsMiB.toFixed(0)
+} MiB under 10 000 streams) say how much of the difference is the
+engine's and how much came with other changes since.
 
 | guest | idle | 10 000 streams (answered / refused) | 100 MiB request | written raw (MiB sent) | RELIABILITY.md: streams / 100 MiB |
 | --- | --- | --- | --- | --- | --- |
@@ -1228,7 +1300,7 @@ ${
 ## Where the time went, and what changed
 
 ${engineNotes()}
-### Before the engine
+### Earlier findings, and every change
 
 Profiles (\`deno run --v8-flags=--prof\` + \`node --prof-process\`, \`node --cpu-prof\`) before the
 changes below: in the Deno guest about half the time is Deno's own HTTP stack and half is
@@ -1322,6 +1394,9 @@ alone adds 70 ms there (its ES modules are read one file at a time).
 | Deno host: unary calls over the library's own HTTP/2 client on \`Deno.connect\` (TCP_NODELAY on) instead of fetch | Deno host → Deno guest Echo, \`--only=2\`, c=1 p50 / c=32 | 0.289 ms / 16 266 calls/s (0.91× the grpc-js pair's p50) | 0.177–0.211 ms / 22 178–26 362 calls/s (0.56–0.64×) |
 | Node host: unary calls over the same client on node:net instead of node:http2 | Node host → Node guest Echo, \`--only=2\`, c=1 p50 / c=32, Connect and gRPC | 0.248 / 0.256 ms, 16 003 / 14 172 calls/s (0.78× / 0.81×) | 0.227 / 0.222 ms, 20 332 / 19 737 calls/s (0.69× / 0.67×) |
 | connect-node, node:http2 and node:net loaded when first needed instead of imported up front | spawn to ready p50 (section 3), Deno / Node guest | 100.0 / 217.2 ms (\`--only=3\`) | 69.9–79.5 / 203.1–205.5 ms (three full runs) |
+| the Deno guest answers through the HTTP/2 engine (\`server: "engine"\`, now the default) instead of Deno.serve | Deno guest Ping, section 1 of the second full run of 2026-12-01 (both servers in it; the first, on a busier machine, in brackets), Connect / gRPC | 74 350 req/s (61 442) / none: Deno.serve sends no trailers | 283 064 / 281 686 req/s (145 502 / 173 756) |
+| the engine on both sides: the hosts' every call over its client (the earlier client carried unary calls only; streams went over fetch and node:http2), the Deno guest on its server | Deno host → Deno guest Echo, c=32 / c=1 p50, ratio to the grpc-js pair in the same full run | 3.53× / 0.49× (2026-11-25) | 5.50× / 0.37× (2026-12-01; the first run that day 5.72× / 0.18×) |
+| the Node guest on the engine over node:net (\`server: "engine"\`; node:http2 stays Node's default for now) | Node guest Ping, section 1 of the same runs, Connect / gRPC | 66 739 / 53 735 req/s (50 406 / 47 429) | 290 397 / 305 284 req/s (183 070 / 177 048) |
 
 (The before/after figures are single runs on a shared machine, taken as each change went
 in, except the CPU-time rows, which alternate the two builds; the tables above are one later run
