@@ -15,6 +15,10 @@
  * 7. Memory under load: a guest's peak RSS after 10 000 concurrent streams on one
  *    connection, and after a 100 MiB request.
  *
+ * `--only=N` runs section N alone and writes nothing; `--quick` shortens every section;
+ * `--from=FILE` writes the report again from the figures a run saved (it prints where),
+ * for when only the report's text changed.
+ *
  * @module
  */
 import { spawn as spawnProcess } from "node:child_process";
