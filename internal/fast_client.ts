@@ -159,7 +159,7 @@ type Unary = <I extends DescMessage, O extends DescMessage>(
 ) => Promise<UnaryResponse<I, O>>;
 
 /** A call's deadline and its combined signal, as connect-es makes them. */
-function callSignals(
+export function callSignals(
   signal: AbortSignal | undefined,
   timeoutMs: number | undefined,
 ): { deadline?: AbortSignal; callSignal?: AbortSignal } {
@@ -277,7 +277,8 @@ function hasTrailers(names: Iterable<string>): boolean {
   return false;
 }
 
-function abortError(signal?: AbortSignal, deadline?: AbortSignal): ConnectError {
+/** The error of a call its caller's signal or its deadline ended, as connect-es words it. */
+export function abortError(signal?: AbortSignal, deadline?: AbortSignal): ConnectError {
   if (deadline?.aborted && !signal?.aborted) {
     return new ConnectError("the operation timed out", Code.DeadlineExceeded);
   }

@@ -9,7 +9,14 @@
  *
  * @module
  */
-import { create, type DescMethodUnary, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMethod,
+  type DescMethodUnary,
+  fromBinary,
+  isMessage,
+  toBinary,
+} from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -116,14 +123,15 @@ export interface FastUnaryOptions {
  */
 export type FastRoute = (request: FastRequest) => Promise<UniversalServerResponse> | undefined;
 
-type Protocol = "connect" | "grpc";
+/** The protocols the lean paths answer. */
+export type Protocol = "connect" | "grpc";
 
 /**
  * Which lean path a request may take, or `undefined` if connect-es's own handler must
  * answer it (JSON, compression, timeouts, GET, gRPC-Web, or gRPC where the runtime
  * cannot send trailers).
  */
-function leanProtocol(request: FastRequest, grpc: boolean): Protocol | undefined {
+export function leanProtocol(request: FastRequest, grpc: boolean): Protocol | undefined {
   if (request.method !== "POST") return undefined;
   const type = headerOf(request, "content-type");
   if (type === "application/proto") {
@@ -233,7 +241,7 @@ export function fastUnaryRoute(
  * signal, trailers or context values, and connect-es's createHandlerContext (three
  * Headers copies, a deadline, a linked AbortController) was a large part of a call.
  */
-class LeanContext implements HandlerContext {
+export class LeanContext implements HandlerContext {
   readonly service: HandlerContext["service"];
   readonly requestMethod = "POST";
   readonly url: string;
@@ -246,16 +254,20 @@ class LeanContext implements HandlerContext {
   #header?: Headers;
   #values?: ContextValues;
 
+  readonly #defaultHeader: SharedHeaders;
+
   constructor(
-    readonly method: DescMethodUnary,
+    readonly method: DescMethod,
     request: FastRequest,
     shutdown: AbortSignal,
     readonly protocolName: Protocol,
+    defaultHeaders: SharedHeaders = defaultHeader[protocolName],
   ) {
     this.service = method.parent;
     this.url = request.url;
     this.#request = request;
     this.#shutdown = shutdown;
+    this.#defaultHeader = defaultHeaders;
   }
 
   get signal(): AbortSignal {
@@ -293,7 +305,7 @@ class LeanContext implements HandlerContext {
   }
 
   get responseHeader(): Headers {
-    return (this.#header ??= new Headers(defaultHeader[this.protocolName]));
+    return (this.#header ??= new Headers(this.#defaultHeader));
   }
 
   /**
@@ -301,7 +313,7 @@ class LeanContext implements HandlerContext {
    * runtime reads: one Headers less per call.
    */
   get headerToSend(): Headers {
-    return this.#header ?? defaultHeader[this.protocolName];
+    return this.#header ?? this.#defaultHeader;
   }
 
   get responseTrailer(): Headers {
@@ -332,7 +344,8 @@ export const plainHeaders: unique symbol = Symbol("ftl-ts.plainHeaders");
 /** A Headers carrying {@linkcode plainHeaders}. */
 export type SharedHeaders = Headers & { readonly [plainHeaders]: Readonly<Record<string, string>> };
 
-function shared(headers: Headers): SharedHeaders {
+/** Marks a Headers instance that is never changed as shared (see {@linkcode plainHeaders}). */
+export function shared(headers: Headers): SharedHeaders {
   const record: Record<string, string> = {};
   headers.forEach((value, key) => (record[key] = value));
   return Object.assign(headers, { [plainHeaders]: Object.freeze(record) });
@@ -352,7 +365,8 @@ function withTrailers(context: LeanContext): Headers {
   return header;
 }
 
-function readBody(request: FastRequest, limit: number): Promise<Uint8Array> {
+/** The whole request body up to `limit`, the cheapest way the runtime offers. */
+export function readBody(request: FastRequest, limit: number): Promise<Uint8Array> {
   const declared = headerOf(request, "content-length");
   // Most gRPC clients declare no length; a declared one over the limit is refused unread.
   if (declared === null || Number(declared) <= limit) {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import type { DescMethodServerStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import {
   Code,
@@ -28,6 +28,7 @@ import {
 } from "../gen/grpc/health/v1/health_pb.ts";
 import type { Logger } from "./log.ts";
 import { type FastRoute, fastUnaryRoute, requestHeaderOf } from "./fast_unary.ts";
+import { fastServerStreamRoute } from "./fast_stream.ts";
 import { reflectionServices } from "./reflection.ts";
 
 /**
@@ -97,12 +98,17 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
   for (const [desc, impl] of [...options.services, [Health, health] as const]) {
     for (const method of desc.methods) {
       const fn = (impl as Record<string, unknown>)[method.localName];
-      if (method.methodKind !== "unary" || typeof fn !== "function") continue;
-      // (methodKind narrowed the union above; TypeScript does not follow the loop.)
-      fastRoutes.set(
-        `/${desc.typeName}/${method.name}`,
-        fastUnaryRoute(method as DescMethodUnary, fn.bind(impl), fastOptions),
-      );
+      if (typeof fn !== "function") continue;
+      const path = `/${desc.typeName}/${method.name}`;
+      // (methodKind narrows the union; TypeScript does not follow the loop.)
+      if (method.methodKind === "unary") {
+        fastRoutes.set(path, fastUnaryRoute(method as DescMethodUnary, fn.bind(impl), fastOptions));
+      } else if (method.methodKind === "server_streaming") {
+        fastRoutes.set(
+          path,
+          fastServerStreamRoute(method as DescMethodServerStreaming, fn.bind(impl), fastOptions),
+        );
+      }
     }
   }
   const extra = new Map(Object.entries(options.handlers ?? {}));

@@ -16,6 +16,7 @@ import { createTransport as createConnect } from "@connectrpc/connect/protocol-c
 import { createTransport as createGrpc } from "@connectrpc/connect/protocol-grpc";
 import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-grpc-web";
 import { leanConnectUnary, leanGrpcUnary, type PostBytes } from "./fast_client.ts";
+import { leanServerStream } from "./fast_stream_client.ts";
 import type { H2ClientTimeouts } from "./http2/client.ts";
 import { openHttpClient } from "./runtime/deno.ts";
 
@@ -146,6 +147,23 @@ export function createPluginTransport(
       readMaxBytes: READ_MAX_BYTES,
     });
     transport = { stream: transport.stream, unary: unary as Transport["unary"] };
+  }
+  if ((protocol === "connect" || protocol === "grpc") && http.postTrailers === true) {
+    // The engine's client: server streams read its chunks straight (fast_stream_client.ts).
+    const stream = leanServerStream({
+      protocol,
+      baseUrl: baseUrl.href,
+      client: (request) => {
+        if (closed) throw unavailable("its connection is closed");
+        return http.client(request);
+      },
+      fallback: transport.stream,
+      token: options.token,
+      onNoAnswer: asUnavailable,
+      onResponse,
+      readMaxBytes: READ_MAX_BYTES,
+    });
+    transport = { stream, unary: transport.unary };
   }
   return {
     transport,

@@ -37,6 +37,23 @@ import {
   REFUSED_STREAM,
 } from "./frames.ts";
 
+/**
+ * On the body of a response from {@linkcode createUniversalClient}: the same body read
+ * chunk by chunk without an async iterator, for a lean reader that takes what has
+ * already arrived without waiting a turn.
+ */
+export const rawBody: unique symbol = Symbol("ftl-ts.rawBody");
+
+/** What {@linkcode rawBody} gives. */
+export interface RawBody {
+  /** A chunk that has already arrived (taken), or undefined: then `read()`. */
+  take(): Uint8Array | undefined;
+  /** The next chunk; null at the end (the trailers are filled in then). Rejects as the body's iterator does. */
+  read(): Promise<Uint8Array | null>;
+  /** Done with the answer: the stream is reset if it is still open. */
+  cancel(): void;
+}
+
 /** Request body bytes kept to send again on a new stream, at most. */
 const REPLAY_LIMIT = 64 * 1024;
 
@@ -250,26 +267,35 @@ class Call {
   }
 
   /** The answer's body, read as the caller consumes it; the trailers filled in at its end. */
-  #body(trailer: Headers): AsyncIterable<Uint8Array> {
+  #body(trailer: Headers): AsyncIterable<Uint8Array> & { [rawBody]: RawBody } {
+    const read = async (): Promise<Uint8Array | null> => {
+      const stream = this.#stream;
+      let chunk: Uint8Array | null;
+      try {
+        chunk = await stream.read();
+      } catch (error) {
+        this.#finish();
+        throw this.#error(error);
+      }
+      if (chunk !== null) return chunk;
+      const trailers = stream.trailers;
+      if (trailers !== undefined) {
+        const raw = trailers.raw;
+        for (let i = trailers.start; i < raw.length; i += 2) trailer.append(raw[i], raw[i + 1]);
+      }
+      this.#finish();
+      return null;
+    };
     return {
+      [rawBody]: {
+        take: () => this.#stream.takeChunk(),
+        read,
+        cancel: () => this.#finish(),
+      },
       [Symbol.asyncIterator]: (): AsyncIterator<Uint8Array> => ({
         next: async (): Promise<IteratorResult<Uint8Array>> => {
-          const stream = this.#stream;
-          let chunk: Uint8Array | null;
-          try {
-            chunk = await stream.read();
-          } catch (error) {
-            this.#finish();
-            throw this.#error(error);
-          }
-          if (chunk !== null) return { value: chunk, done: false };
-          const trailers = stream.trailers;
-          if (trailers !== undefined) {
-            const raw = trailers.raw;
-            for (let i = trailers.start; i < raw.length; i += 2) trailer.append(raw[i], raw[i + 1]);
-          }
-          this.#finish();
-          return { value: undefined, done: true };
+          const chunk = await read();
+          return chunk === null ? { value: undefined, done: true } : { value: chunk, done: false };
         },
         return: (): Promise<IteratorResult<Uint8Array>> => {
           this.#finish();

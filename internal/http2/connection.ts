@@ -600,6 +600,11 @@ export class H2Stream {
     }
   }
 
+  /** The next body chunk if one is already here (taken), else undefined: a read without a turn. */
+  takeChunk(): Uint8Array | undefined {
+    return this.#take();
+  }
+
   /** The whole body if all of it has arrived (taken: reads see nothing more), else undefined. */
   bufferedBody(): Uint8Array | undefined {
     if (!this.recvEnded || this.error) return undefined;
