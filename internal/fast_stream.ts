@@ -126,6 +126,9 @@ export function fastServerStreamRoute(
       protocol,
       streamHeader[protocol],
     );
+    // As connect-es: the status is in the trailers from the start (a runtime may take
+    // them when it sends the head), an error replaces it.
+    if (protocol === "grpc") context.responseTrailer.set("grpc-status", "0");
     let it: AsyncIterator<unknown> | undefined;
     let first: IteratorResult<unknown>;
     try {
@@ -298,7 +301,7 @@ class LeanStreamBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uint8Ar
     this.#done = true;
     this.#context.finish(error);
     if (this.#protocol === "grpc") {
-      setTrailerStatus(this.trailer!, error);
+      if (error !== undefined) setTrailerStatus(this.trailer!, error);
       return { value: undefined, done: true };
     }
     // The EndStreamResponse is the last chunk; the next call ends the body.

@@ -77,7 +77,7 @@ export function leanServerStream(options: LeanStreamOptions): Transport["stream"
     method: DescMethodStreaming<I, O>,
     signal: AbortSignal | undefined,
     timeoutMs: number | undefined,
-    header: HeadersInit | undefined,
+    header: ConstructorParameters<typeof Headers>[0] | undefined,
     input: AsyncIterable<MessageInitShape<I>>,
     contextValues?: ContextValues,
   ): Promise<StreamResponse<I, O>> {
@@ -104,7 +104,7 @@ async function serverStream<I extends DescMessage, O extends DescMessage>(
   method: DescMethodServerStreaming<I, O>,
   signal: AbortSignal | undefined,
   timeoutMs: number | undefined,
-  header: HeadersInit | undefined,
+  header: ConstructorParameters<typeof Headers>[0] | undefined,
   input: AsyncIterable<MessageInitShape<I>>,
 ): Promise<StreamResponse<I, O>> {
   // As connect-es: a timeout of 0 or less is none.

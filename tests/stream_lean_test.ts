@@ -1,8 +1,8 @@
 // The lean server-streaming paths (internal/fast_stream.ts on the guest,
 // internal/fast_stream_client.ts on the host) must give callers exactly what
-// connect-es gives. Each call is made three ways and the outcomes compared: our host
-// to the guest's lean path, connect-es's transport to it, and connect-es's transport
-// to connect-es's own handler (a timeout sends a call there).
+// connect-es gives. Each call is made through our host and connect-es's transports, to
+// the guest's lean path and (a timeout sends a call there) to connect-es's handler,
+// and the outcomes compared.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
@@ -92,18 +92,22 @@ describe("the lean server-streaming paths give what connect-es gives", () => {
           logger: new Logger({ level: LogLevel.Error, write: () => {} }),
         });
         const ours = createPluginTransport(new URL(server.url), protocol);
-        const options = { baseUrl: String(server.url), httpVersion: "2" as const };
-        const theirs: Transport = protocol === "grpc"
-          ? createGrpcTransport(options)
-          : onDeno
-          ? createFetchTransport({ baseUrl: options.baseUrl, useBinaryFormat: true })
-          : createConnectTransport({ ...options, useBinaryFormat: true });
         try {
+          // Our host to the guest's lean path, and (a timeout) to connect-es's handler.
           const lean = await outcome(ours.transport, count);
-          const leanGuest = await outcome(theirs, count);
-          const full = await outcome(theirs, count, { timeoutMs: 60_000 });
+          const full = await outcome(ours.transport, count, { timeoutMs: 60_000 });
           assert.deepEqual(lean, full);
-          assert.deepEqual(leanGuest, full);
+          // On Deno, connect-node's gRPC client runs on Deno's node:http2, which can
+          // crash the process (nghttp2 assertions, seen here): gRPC is compared on Node.
+          if (onDeno && protocol === "grpc") return;
+          const options = { baseUrl: String(server.url), httpVersion: "2" as const };
+          const theirs: Transport = protocol === "grpc"
+            ? createGrpcTransport(options)
+            : onDeno
+            ? createFetchTransport({ baseUrl: options.baseUrl, useBinaryFormat: true })
+            : createConnectTransport({ ...options, useBinaryFormat: true });
+          assert.deepEqual(await outcome(theirs, count), full);
+          assert.deepEqual(await outcome(theirs, count, { timeoutMs: 60_000 }), full);
         } finally {
           ours.close();
         }
