@@ -220,12 +220,22 @@ export interface ServeOptions<
    */
   headerTimeoutMs?: number;
   /**
-   * Which HTTP server answers. `"engine"`: this package's own HTTP/2 engine, which
-   * serves gRPC, Connect and gRPC-Web on one port (HTTP/1.1 connections are handed to
-   * the runtime's HTTP/1.1 server). `"native"`: the runtime's own server alone; on Deno
-   * that is `Deno.serve`, which cannot send HTTP trailers, so gRPC calls are refused
-   * UNIMPLEMENTED (Connect and gRPC-Web work); on Node it is node:http2 with node:http.
-   * @default {"engine" on Deno, "native" on Node}
+   * Which HTTP server answers. On both runtimes a connection's first bytes decide its
+   * path: an HTTP/1 request line goes to the runtime's HTTP/1.1 server, anything else is
+   * taken as HTTP/2 (prior knowledge).
+   *
+   * - `"engine"` (the default on Deno and on Node): this package's own HTTP/2 engine
+   *   answers h2c, gRPC, Connect and gRPC-Web on one port, with its defences (header and
+   *   idle timeouts, stream and header-size limits, flood and rapid-reset guards); a
+   *   bad preface gets GOAWAY PROTOCOL_ERROR. HTTP/1.1 goes to `Deno.serve` on Deno
+   *   and to node:http on Node.
+   * - `"native"`: the runtime's own servers. On Deno that is `Deno.serve` alone, which
+   *   cannot send HTTP trailers, so gRPC calls are refused UNIMPLEMENTED (Connect and
+   *   gRPC-Web work) and {@linkcode ServeOptions.headerTimeoutMs} is not honoured. On
+   *   Node it is node:http2 (nghttp2) for HTTP/2 and node:http for HTTP/1.1; gRPC is
+   *   served. The engine measured faster than both (docs/BENCHMARKS.md); `"native"`
+   *   stays for comparison and as a fallback.
+   * @default {"engine"}
    */
   server?: HttpServerKind;
   /**
@@ -543,7 +553,7 @@ export interface StartOptions<
   headerTimeoutMs?: number;
   /**
    * Which HTTP server answers: see {@linkcode ServeOptions.server}.
-   * @default {"engine" on Deno, "native" on Node}
+   * @default {"engine"}
    */
   server?: HttpServerKind;
 }

@@ -1,8 +1,8 @@
 // A guest serving through the HTTP/2 engine behind the first-bytes switch: gRPC,
 // Connect and gRPC-Web on one port, HTTP/1.1 handed to the runtime's own server, the
 // header timeout on both paths, graceful shutdown, a unix socket. The Deno guest runs
-// with exactly the README's permissions; on Node the Node guest with `server:
-// "engine"` is checked too.
+// with exactly the README's permissions; on Node the Node guest (the engine is its
+// default too) is checked, and with `server: "native"` (node:http2) beside it.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
@@ -47,11 +47,18 @@ interface GuestKind {
   env: Record<string, string>;
   /** What a gRPC request over HTTP/1.1 gets (node:http can send trailers there). */
   http1Grpc: "refused" | "served";
+  /** Whether the project's engine answers HTTP/2 (else node:http2). */
+  engine: boolean;
+  /**
+   * Whether later heads on a keep-alive HTTP/1.1 connection have a timeout too: node:http
+   * has one; Deno.serve (behind the Deno guest's switch) has no such setting.
+   */
+  laterHeadTimeout: boolean;
 }
 
 const guests: GuestKind[] = [
   {
-    name: "the Deno guest",
+    name: "the Deno guest on the engine",
     // Exactly the README's permissions for a guest (a unix socket adds read and write).
     command: (extraFlags = []) => ({
       exe: denoExecutable(),
@@ -59,15 +66,29 @@ const guests: GuestKind[] = [
     }),
     env: {},
     http1Grpc: "refused",
+    engine: true,
+    laterHeadTimeout: false,
   },
   ...(onDeno ? [] : [{
-    name: "the Node guest on the engine",
+    name: "the Node guest on the engine (its default)",
     command: () => ({
       exe: process.execPath,
       args: [join(repoRoot, "npm/tests/fixtures/engine_plugin.js")],
     }),
-    env: { TEST_SERVER: "engine" },
+    env: {},
     http1Grpc: "served" as const,
+    engine: true,
+    laterHeadTimeout: true,
+  }, {
+    name: "the Node guest on node:http2 (server: native)",
+    command: () => ({
+      exe: process.execPath,
+      args: [join(repoRoot, "npm/tests/fixtures/engine_plugin.js")],
+    }),
+    env: { TEST_SERVER: "native" },
+    http1Grpc: "served" as const,
+    engine: false,
+    laterHeadTimeout: true,
   }]),
 ];
 
@@ -159,7 +180,7 @@ async function openSocket(url: URL, first: string): Promise<Socket> {
 }
 
 for (const kind of guests) {
-  describe(`${kind.name} on the engine`, () => {
+  describe(kind.name, () => {
     let guest: RunningGuest;
     const sessions = new Sessions();
     before(async () => {
@@ -299,6 +320,51 @@ for (const kind of guests) {
       assert.equal(h1.status, 401);
       assert.equal(((await h1.json()) as { code: string }).code, "unauthenticated");
     });
+
+    it("sends an HTTP/1 request line to HTTP/1.1 even when its first byte came alone", async () => {
+      const socket = await openSocket(guest.url, "P");
+      try {
+        let answer = "";
+        socket.setEncoding("utf8").on("data", (text: string) => (answer += text));
+        // Apart, so that the first bytes the server reads are "P" alone (which the
+        // preface starts with too).
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        socket.write("OST /hello HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nh1");
+        assert.ok(await waitUntil(() => answer.includes("hello POST h1"), 5_000), answer);
+        assert.match(answer, /^HTTP\/1\.1 200/);
+      } finally {
+        socket.destroy();
+      }
+    });
+
+    it("answers a first line that is neither the preface nor HTTP/1 as HTTP/2 does", async () => {
+      const socket = connect(Number(guest.url.port), guest.url.hostname);
+      socket.on("error", () => {});
+      const chunks: Buffer[] = [];
+      socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+      const closed = new Promise((resolve) => socket.once("close", resolve));
+      try {
+        await new Promise((resolve) => socket.once("connect", resolve));
+        socket.write("INVALID CONNECTION PREFACE\r\n\r\n");
+        await closed;
+        const bytes = Buffer.concat(chunks);
+        // Not an HTTP/1.1 400: HTTP/2 frames, the last a GOAWAY with PROTOCOL_ERROR.
+        assert.doesNotMatch(bytes.toString("latin1"), /^HTTP\/1/);
+        const goaways: number[] = [];
+        for (let at = 0; at + 9 <= bytes.length;) {
+          const length = bytes.readUIntBE(at, 3);
+          if (bytes[at + 3] === 0x7 && at + 17 <= bytes.length) {
+            goaways.push(bytes.readUInt32BE(at + 13));
+          }
+          at += 9 + length;
+        }
+        // node:http2 says INTERNAL_ERROR; RFC 9113 (3.4) asks for PROTOCOL_ERROR.
+        const expected = kind.engine ? [0x1] : [0x2];
+        assert.deepEqual(goaways, expected, `GOAWAY codes in ${bytes.toString("hex")}`);
+      } finally {
+        socket.destroy();
+      }
+    });
   });
 
   describe(`${kind.name}'s header timeout`, () => {
@@ -344,6 +410,33 @@ for (const kind of guests) {
       } finally {
         for (const socket of sockets) socket.destroy();
         sessions.abort();
+      }
+    });
+
+    it("closes a keep-alive HTTP/1.1 connection whose second head stalls", {
+      skip: !kind.laterHeadTimeout && "Deno.serve has no header timeout",
+    }, async () => {
+      await using guest = await startGuest(kind.command(), {
+        ...kind.env,
+        TEST_HEADER_TIMEOUT_MS: "1000",
+      });
+      const socket = await openSocket(guest.url, "GET /hello HTTP/1.1\r\nhost: x\r\n\r\n");
+      try {
+        let answers = "";
+        socket.setEncoding("utf8").on("data", (text: string) => (answers += text));
+        assert.ok(await waitUntil(() => answers.includes("hello GET"), 5_000), answers);
+        const since = Date.now();
+        // A byte at a time, well within any idle timeout, never the whole head.
+        const drip = setInterval(() => socket.write("x"), 200);
+        try {
+          socket.write("GET /hello HTTP/1.1\r\nhost: x\r\nx-slow: ");
+          const after = await closedWithin(socket, since, 10_000);
+          assert.ok(after >= 900, `closed after ${after} ms`);
+        } finally {
+          clearInterval(drip);
+        }
+      } finally {
+        socket.destroy();
       }
     });
   });

@@ -8,6 +8,7 @@ import { universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import type { H2ClientTimeouts } from "../http2/client.ts";
 import { openEngineHttpClient } from "../http2/client_universal.ts";
 import { createH2Server } from "../http2/server_universal.ts";
+import { type FirstBytes, readFirstBytes } from "../http2/preface.ts";
 import {
   type FastRequest,
   plainHeaders,
@@ -247,50 +248,6 @@ async function serveNative(options: ServeHttpOptions): Promise<HttpServer> {
   }
 }
 
-/** The HTTP/2 client connection preface (RFC 9113, 3.4). */
-const PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-
-/** A connection's first bytes, and whether they are the HTTP/2 preface. */
-interface FirstBytes {
-  http2: boolean;
-  bytes: Uint8Array;
-}
-
-/**
- * Reads until the bytes either hold all of the HTTP/2 preface or differ from it; then,
- * to the end of their first line: an HTTP/1 request line goes to HTTP/1.1, anything
- * else to the engine, which answers a bad preface with GOAWAY PROTOCOL_ERROR (RFC 9113,
- * 3.4). `null` if the connection ends first.
- */
-async function readFirstBytes(socket: ByteStream): Promise<FirstBytes | null> {
-  // Small: a connection that says nothing holds it until its header timeout. The rest
-  // of a large first packet waits in the socket for the engine or the pipe.
-  const buffer = new Uint8Array(4 * 1024);
-  let length = 0;
-  let differs = false;
-  for (;;) {
-    const count = await socket.read(buffer.subarray(length));
-    if (count === null) return null;
-    const from = length;
-    length += count;
-    const end = Math.min(length, PREFACE.length);
-    for (let i = from; i < end && !differs; i++) differs = buffer[i] !== PREFACE[i];
-    if (!differs && length >= PREFACE.length) {
-      return { http2: true, bytes: buffer.subarray(0, length) };
-    }
-    const newline = buffer.subarray(0, length).indexOf(0x0a);
-    if (differs && (newline >= 0 || length === buffer.length)) {
-      // A request line longer than the buffer is HTTP/1.1's to refuse.
-      const line = newline >= 0 ? String.fromCharCode(...buffer.subarray(0, newline)) : "";
-      const http2 = newline >= 0 && !HTTP1_REQUEST_LINE.test(line);
-      return { http2, bytes: buffer.subarray(0, length) };
-    }
-  }
-}
-
-/** Method, target, HTTP/1.x (RFC 9112, section 3). */
-const HTTP1_REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ \S+ HTTP\/1\.\d\r?$/;
-
 /**
  * The engine behind a first-bytes switch. The header timeout runs from accept: until
  * the preface is in for HTTP/2 (the engine then starts its own, for the first request's
@@ -321,7 +278,7 @@ async function serveWithEngine(options: ServeHttpOptions): Promise<HttpServer> {
     if (first === null || stopping) {
       clearTimeout(deadline);
       socket.close();
-    } else if (first.http2) {
+    } else if (first.kind === "http2") {
       clearTimeout(deadline);
       void engine.serve(socket, first.bytes);
     } else {

@@ -1,7 +1,8 @@
 /**
  * The Node side of the runtime seam: the npm build uses this file in place of
- * `deno.ts`, and it exports the same names. Servers run on node:http2 (h2c with
- * HTTP/1.1 beside it) and can send trailers, so a Node guest serves gRPC too.
+ * `deno.ts`, and it exports the same names. A guest serves h2c through the project's
+ * HTTP/2 engine on node:net (or node:http2 with `server: "native"`), HTTP/1.1 through
+ * node:http beside it; both send trailers, so a Node guest serves gRPC.
  *
  * @module
  */
@@ -36,6 +37,7 @@ import {
 import type { H2ClientTimeouts } from "../http2/client.ts";
 import { openEngineHttpClient } from "../http2/client_universal.ts";
 import { createH2Server } from "../http2/server_universal.ts";
+import { classifyFirstBytes, type FirstBytesKind } from "../http2/preface.ts";
 import { socketStream } from "./node_socket.ts";
 import type {
   ByteStream,
@@ -167,16 +169,18 @@ export function everyUnref(ms: number, callback: () => void): () => void {
 export const serverSendsTrailers: boolean = true;
 
 /**
- * The server `serveHttp` runs when not told: node:http2, until the engine has been
- * measured against it here.
+ * The server `serveHttp` runs when not told: the project's HTTP/2 engine, which the
+ * bench measured well ahead of node:http2 here (docs/BENCHMARKS.md: Ping rate over
+ * Connect and gRPC, and peak memory under many streams).
  */
-export const defaultServer: HttpServerKind = "native";
+export const defaultServer: HttpServerKind = "engine";
 
 /**
  * Serves h2c (prior knowledge) and HTTP/1.1 on one port. node:http2's `allowHTTP1`
- * only works with TLS on Node 20, so each connection's first bytes choose: the HTTP/2
- * preface goes to node:http2 (`server: "native"`) or the project's HTTP/2 engine
- * (`"engine"`), anything else to node:http.
+ * only works with TLS, so each connection's first bytes choose (`classifyFirstBytes`):
+ * an HTTP/1 request line goes to node:http; the HTTP/2 preface, or any other first
+ * line, to the project's HTTP/2 engine (`server: "engine"`, which answers a bad preface
+ * GOAWAY PROTOCOL_ERROR) or to node:http2 (`"native"`).
  */
 export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> {
   const engine = (options.server ?? defaultServer) === "engine"
@@ -271,10 +275,11 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     }
   }
-  const h1 = http.createServer(
-    { connectionsCheckingInterval: Math.min(30_000, options.headerTimeoutMs) },
-    onRequest,
-  );
+  const h1 = http.createServer({
+    connectionsCheckingInterval: Math.min(30_000, options.headerTimeoutMs),
+    // Only the header timeout: a body may take as long as its call does.
+    requestTimeout: 0,
+  }, onRequest);
   // Later requests on a keep-alive HTTP/1.1 connection get Node's own header timeout.
   h1.headersTimeout = options.headerTimeoutMs;
   let newestSession: http2.ServerHttp2Session | undefined;
@@ -286,37 +291,56 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
   });
   const firstRequestTimers = new WeakMap<Socket, ReturnType<typeof setTimeout>>();
   h1.on("request", (req: http.IncomingMessage) => clearTimeout(firstRequestTimers.get(req.socket)));
+  /** Connections whose first bytes have not decided yet. */
+  const undecided = new Set<Socket>();
+  const route = (socket: Socket, kind: FirstBytesKind, first: Buffer, deadline: Deadline) => {
+    undecided.delete(socket);
+    if (stopping) return void socket.destroy();
+    if (kind === "http2" && engine) {
+      // The engine's own header timeout takes over; it closes the socket on shutdown.
+      clearTimeout(deadline);
+      sockets.delete(socket);
+      void engine.serve(socketStream(socket), first);
+      return;
+    }
+    // Both parsers pick up bytes put back: node:http reads them from the stream, and
+    // node:http2 feeds whatever is buffered to its session before reading the native handle.
+    socket.unshift(first);
+    if (kind === "http2") {
+      // Its session closes it on shutdown, once its streams are done.
+      sockets.delete(socket);
+      h2.emit("connection", socket);
+      // node:http2 announces the session synchronously, so this one is ours.
+      newestSession?.once("stream", () => clearTimeout(deadline));
+    } else {
+      h1.emit("connection", socket);
+      socket.resume();
+    }
+  };
   const server = createNetServer((socket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    undecided.add(socket);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      undecided.delete(socket);
+    });
+    // A reset before the first bytes decide would otherwise be thrown.
+    socket.on("error", ignore);
     socket.setNoDelay(true);
     // Slowloris: the first request's headers must all be in before the deadline.
     const deadline = setTimeout(() => socket.destroy(), options.headerTimeoutMs);
     firstRequestTimers.set(socket, deadline);
     socket.once("close", () => clearTimeout(deadline));
-    socket.once("data", (first: Buffer) => {
+    let first: Buffer | undefined;
+    const onData = (chunk: Buffer) => {
+      first = first === undefined ? chunk : Buffer.concat([first, chunk]);
+      const kind = classifyFirstBytes(first);
+      if (kind === undefined) return;
+      socket.off("data", onData);
       socket.pause();
-      if (engine && startsLikeHttp2(first)) {
-        // The engine's own header timeout takes over; it closes the socket on shutdown.
-        clearTimeout(deadline);
-        sockets.delete(socket);
-        void engine.serve(socketStream(socket), first);
-        return;
-      }
-      // Both parsers pick up bytes put back: node:http reads them from the stream, and
-      // node:http2 feeds whatever is buffered to its session before reading the native handle.
-      socket.unshift(first);
-      if (startsLikeHttp2(first)) {
-        // Its session closes it on shutdown, once its streams are done.
-        sockets.delete(socket);
-        h2.emit("connection", socket);
-        // node:http2 announces the session synchronously, so this one is ours.
-        newestSession?.once("stream", () => clearTimeout(deadline));
-      } else {
-        h1.emit("connection", socket);
-        socket.resume();
-      }
-    });
+      route(socket, kind, first, deadline);
+    };
+    socket.on("data", onData);
   });
   const { address } = options;
   const finished = new Promise<void>((resolve) =>
@@ -328,6 +352,7 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
   );
   /** Whether a unix socket was moved into place (and is ours to remove). */
   let movedIntoPlace = false;
+  let stopped: Promise<void> | undefined;
   const where = address.kind === "unix" ? address.path : `${address.hostname}:${address.port}`;
   // A socket file left by an earlier run would make the bind fail.
   // Bound under a private name, made 0600, then moved into place: a client never finds
@@ -346,6 +371,9 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       // From here on the promise is settled: a later server error is the log's.
       server.off("error", onListenError);
       server.on("error", options.onError);
+      // node:http checks its header timeout from "listening" on (until close()): it is
+      // fed connections by hand here, so it never hears it otherwise.
+      h1.emit("listening");
       let bound: BindAddress = address;
       if (address.kind === "unix") {
         try {
@@ -370,25 +398,32 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       resolve({
         address: bound,
         finished,
-        async shutdown() {
-          stopping = true;
-          server.close();
-          // GOAWAY to every HTTP/2 client; streams in flight still finish.
-          for (const session of sessions) session.close();
-          const engineDrained = engine?.shutdown();
-          // HTTP/1.1 requests in flight finish too.
-          if (inFlight > 0) await new Promise<void>((r) => whenIdle.add(r));
-          // Idle HTTP/1.1 keep-alive sockets (and silent ones) would hold the server open.
-          for (const socket of sockets) socket.destroy();
-          await engineDrained;
-          await finished;
-        },
+        shutdown: () =>
+          stopped ??= (async () => {
+            stopping = true;
+            server.close();
+            // Stops its timeout checks and closes its idle keep-alive connections.
+            h1.close();
+            // Nothing was asked on these yet.
+            for (const socket of undecided) socket.destroy();
+            // GOAWAY to every HTTP/2 client; streams in flight still finish.
+            for (const session of sessions) session.close();
+            const engineDrained = engine?.shutdown();
+            // HTTP/1.1 requests in flight finish too.
+            if (inFlight > 0) await new Promise<void>((r) => whenIdle.add(r));
+            // Idle HTTP/1.1 keep-alive sockets (and silent ones) would hold the server open.
+            for (const socket of sockets) socket.destroy();
+            await engineDrained;
+            await finished;
+          })(),
       });
     };
     if (address.kind === "unix") server.listen(staging, onListening);
     else server.listen(address.port, address.hostname, onListening);
   });
 }
+
+type Deadline = ReturnType<typeof setTimeout>;
 
 function respondPlain(stream: http2.ServerHttp2Stream, status: number, text: string): void {
   if (stream.destroyed) return;
@@ -441,8 +476,8 @@ function respondOn(
   stream.respond(nodeHeadersOf(response.header, response.status), WITH_TRAILERS);
   // One listener for every stream, the trailers kept on the stream: no closure per call.
   // (`on`, not `once`: node:http2 asks for trailers once, and once() wraps the listener.)
-  const plain = (trailer as Partial<SharedHeaders>)[plainHeaders];
-  (stream as TrailerStream)[pendingTrailer] = plain ?? nodeHeadersOf(trailer);
+  // Read only then: a streamed answer's trailers are complete once its body has ended.
+  (stream as TrailerStream)[pendingTrailer] = trailer;
   stream.on("wantTrailers", sendPendingTrailer);
 }
 
@@ -451,13 +486,14 @@ const WITH_TRAILERS = Object.freeze({ waitForTrailers: true });
 const END = Object.freeze({ endStream: true });
 const pendingTrailer: unique symbol = Symbol("pendingTrailer");
 type TrailerStream = http2.ServerHttp2Stream & {
-  [pendingTrailer]?: http2.OutgoingHttpHeaders;
+  [pendingTrailer]?: Headers;
 };
 
 function sendPendingTrailer(this: TrailerStream): void {
-  const trailer = this[pendingTrailer] ?? {};
+  const trailer = this[pendingTrailer];
   this[pendingTrailer] = undefined;
-  this.sendTrailers(trailer);
+  const plain = (trailer as Partial<SharedHeaders> | undefined)?.[plainHeaders];
+  this.sendTrailers(plain ?? nodeHeadersOf(trailer));
 }
 
 /**
@@ -828,13 +864,6 @@ function nodeReasonError(error: Error): ConnectError {
   const hungUp = nodeCode === "ECONNRESET" || nodeCode === "ERR_STREAM_DESTROYED" ||
     nodeCode === "ERR_STREAM_PREMATURE_CLOSE";
   return ConnectError.from(error, hungUp ? Code.Aborted : Code.Internal);
-}
-
-const HTTP2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-function startsLikeHttp2(first: Buffer): boolean {
-  const n = Math.min(first.length, HTTP2_PREFACE.length);
-  return first.subarray(0, n).toString("latin1") === HTTP2_PREFACE.slice(0, n);
 }
 
 /**

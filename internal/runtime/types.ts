@@ -34,9 +34,9 @@ export interface ServeHttpOptions {
  *
  * - `"engine"`: the project's own HTTP/2 engine (`internal/http2/`) answers h2c, which
  *   sends trailers, so gRPC is served; connections that start as HTTP/1.1 go to the
- *   runtime's own HTTP/1.1 server. The default on Deno.
+ *   runtime's own HTTP/1.1 server. The default on Deno and Node.
  * - `"native"`: the runtime's server alone: `Deno.serve` on Deno (no trailers: gRPC is
- *   refused UNIMPLEMENTED), node:http2 and node:http on Node (the default there).
+ *   refused UNIMPLEMENTED), node:http2 and node:http on Node.
  *
  * @example
  * ```ts
