@@ -32,3 +32,7 @@ try {
 } finally {
   client.close();
 }
+// A one-shot process, as curl is: done once the answer (or the failure) is in. Left to
+// itself it would wait out the connection's linger after an error GOAWAY (a second for
+// the peer to read it), which is a host's concern, not this script's.
+Deno.exit(0);

@@ -284,6 +284,8 @@ const OUTPUT_HIGH_WATER = 256 * 1024;
 const SPARE_LIMIT = 1024 * 1024;
 /** How long a closing connection waits for its last bytes to go out and drains input. */
 const LINGER_MS = 3_000;
+/** How much input a connection that failed for an error still reads, and drops. */
+const DRAIN_BUDGET = 256 * 1024;
 /** Streams we reset, remembered to ignore what the peer sent before it learnt of it. */
 const RESET_MEMORY = 4096;
 const RESET_WINDOW_MS = 10_000;
@@ -833,6 +835,8 @@ export class Connection {
   #idleSince = 0;
   #stallTimer?: ReturnType<typeof setTimeout>;
   #lingerTimer?: ReturnType<typeof setTimeout>;
+  /** Input bytes still read (and dropped) after an error GOAWAY. */
+  #drainBudget = DRAIN_BUDGET;
   // The end.
   #failure?: Http2Error;
   #terminating = false;
@@ -1525,10 +1529,15 @@ export class Connection {
     try {
       for (;;) {
         if (this.#terminating) {
-          // A peer we gave up on for an error is not read any more (a flood pushes back on
-          // it); after a graceful end, input is drained until we close.
+          // After a graceful end, input is drained until we close. A peer we gave up on
+          // for an error is drained only up to a budget, then not read any more (a flood
+          // pushes back on it): within the budget, a peer that closes on reading our
+          // GOAWAY is seen at once instead of at the end of the linger.
           const failure = this.#failure;
-          if (failure !== undefined && failure.code !== NO_ERROR && !failure.remote) return;
+          if (failure !== undefined && failure.code !== NO_ERROR && !failure.remote) {
+            this.#drainBudget -= end - start;
+            if (this.#drainBudget < 0) return;
+          }
           start = end = 0;
         } else {
           if (prefaceLeft > 0) {
