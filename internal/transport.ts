@@ -18,7 +18,9 @@ import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-g
 import { leanConnectUnary, leanGrpcUnary, type PostBytes } from "./fast_client.ts";
 import { leanServerStream } from "./fast_stream_client.ts";
 import type { H2ClientTimeouts } from "./http2/client.ts";
-import { openHttpClient } from "./runtime/deno.ts";
+import { openEngineHttpClient } from "./http2/client_universal.ts";
+import { connectSocket } from "./runtime/deno.ts";
+import type { SocketTarget } from "./runtime/types.ts";
 
 /**
  * The wire protocol a host uses to call a plugin.
@@ -63,7 +65,17 @@ export function createPluginTransport(
     ? decodeURIComponent(endpoint.pathname)
     : undefined;
   const baseUrl = socketPath ? new URL("http://localhost") : endpoint;
-  const http = openHttpClient(baseUrl, socketPath, options.timeouts);
+  // Every call, unary or streaming, goes through the engine's client on a socket the
+  // runtime opens (TCP_NODELAY on).
+  const target: SocketTarget = socketPath ? { path: socketPath } : {
+    hostname: baseUrl.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: Number(baseUrl.port || 80),
+  };
+  const http = openEngineHttpClient({
+    ...options.timeouts,
+    connect: () => connectSocket(target),
+    authority: socketPath ? "localhost" : baseUrl.host,
+  });
   let closed = false;
   const unavailable = (detail: string, cause?: unknown) =>
     new ConnectError(

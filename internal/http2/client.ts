@@ -35,7 +35,7 @@ import {
   type HeaderBlock,
   Http2Error,
 } from "./connection.ts";
-import { CANCEL, NO_ERROR } from "./frames.ts";
+import { CANCEL, CONNECTION_SPECIFIC_HEADERS, NO_ERROR } from "./frames.ts";
 import { encodeFlatHeaderBlock } from "./hpack.ts";
 
 /**
@@ -105,16 +105,11 @@ export type H2ClientTimeouts = Pick<
 const MAX_STREAM_ID = 0x7fffffff;
 /** The longest delay a timer takes (2^31 - 1 ms); longer ones fire at once. */
 const MAX_TIMER_MS = 0x7fffffff;
-/** Headers HTTP/2 forbids (RFC 9113 section 8.2.2), dropped from requests. */
-const FORBIDDEN = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "host",
-  "content-length",
-]);
+/**
+ * Dropped from requests: what HTTP/2 forbids, `host` (`:authority` says it) and
+ * `content-length` (the client sets it from the body).
+ */
+const FORBIDDEN = new Set([...CONNECTION_SPECIFIC_HEADERS, "host", "content-length"]);
 /** Streams failed by the client itself (a stall), with the error their caller sees. */
 const stalled = new WeakMap<H2Stream, unknown>();
 

@@ -311,3 +311,22 @@ export function encodeSettings(entries: readonly (readonly [number, number])[]):
   });
   return payload;
 }
+
+/**
+ * Connection-specific header fields, which HTTP/2 forbids (RFC 9113 section 8.2.2): both
+ * roles drop them from what they send.
+ *
+ * @example
+ * ```ts
+ * import { CONNECTION_SPECIFIC_HEADERS } from "./frames.ts";
+ * import assert from "node:assert/strict";
+ * assert.ok(CONNECTION_SPECIFIC_HEADERS.includes("keep-alive"));
+ * ```
+ */
+export const CONNECTION_SPECIFIC_HEADERS: readonly string[] = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+];

@@ -26,6 +26,7 @@ import {
 import { BodyTooLarge, type H2Stream, type HeaderBlock, Http2Error } from "./connection.ts";
 import {
   CANCEL,
+  CONNECTION_SPECIFIC_HEADERS,
   ENHANCE_YOUR_CALM,
   errorName,
   HTTP_1_1_REQUIRED,
@@ -175,14 +176,8 @@ function respondPlain(stream: H2Stream, status: number, text: string): void {
   stream.end();
 }
 
-/** Fields a handler may set that HTTP/2 forbids (RFC 9113 section 8.2.2). */
-const FORBIDDEN = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-]);
+/** Fields a handler may set that HTTP/2 forbids. */
+const FORBIDDEN = new Set(CONNECTION_SPECIFIC_HEADERS);
 
 /** Encoded `:status 200` plus a shared header record, made once per record. */
 const sharedHeads = new WeakMap<object, Uint8Array>();

@@ -5,8 +5,6 @@
  * @module
  */
 import { universalServerResponseToFetch } from "@connectrpc/connect/protocol";
-import type { H2ClientTimeouts } from "../http2/client.ts";
-import { openEngineHttpClient } from "../http2/client_universal.ts";
 import { createH2Server } from "../http2/server_universal.ts";
 import { type FirstBytes, readFirstBytes } from "../http2/preface.ts";
 import {
@@ -24,7 +22,6 @@ import type {
   HttpServer,
   HttpServerKind,
   Listener,
-  PluginHttpClient,
   ServeHttpOptions,
   SocketTarget,
   SpawnChildOptions,
@@ -942,26 +939,4 @@ export function isMainModule(meta: ImportMeta): boolean {
 /** Whether stdout is a terminal. */
 export function stdoutIsTerminal(): boolean {
   return Deno.stdout.isTerminal();
-}
-
-/**
- * An h2c client for `baseUrl`, over TCP or the unix socket `socketPath`: every call,
- * unary or streaming, in any protocol, goes through the project's HTTP/2 engine on
- * `connectSocket` (TCP_NODELAY on; fetch turns Nagle's algorithm on and gives no
- * trailers, and Deno's node:http2 client could abort the process on a GOAWAY).
- */
-export function openHttpClient(
-  baseUrl: URL,
-  socketPath?: string,
-  timeouts: H2ClientTimeouts = {},
-): PluginHttpClient {
-  const target: SocketTarget = socketPath ? { path: socketPath } : {
-    hostname: baseUrl.hostname.replace(/^\[(.*)\]$/, "$1"),
-    port: Number(baseUrl.port || 80),
-  };
-  return openEngineHttpClient({
-    ...timeouts,
-    connect: () => connectSocket(target),
-    authority: socketPath ? "localhost" : baseUrl.host,
-  });
 }

@@ -34,8 +34,6 @@ import {
   type WholeBody,
   wholeBody,
 } from "../fast_unary.ts";
-import type { H2ClientTimeouts } from "../http2/client.ts";
-import { openEngineHttpClient } from "../http2/client_universal.ts";
 import { createH2Server } from "../http2/server_universal.ts";
 import { classifyFirstBytes, type FirstBytesKind } from "../http2/preface.ts";
 import { socketStream } from "./node_socket.ts";
@@ -45,7 +43,6 @@ import type {
   HttpServer,
   HttpServerKind,
   Listener,
-  PluginHttpClient,
   ProcessExit,
   ServeHttpOptions,
   SocketTarget,
@@ -1153,27 +1150,6 @@ export async function writeSecretFile(path: string, text: string): Promise<void>
  */
 export function packageVersion(): string {
   return (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
-}
-
-/**
- * An h2c client for `baseUrl`, over TCP or the unix socket `socketPath`: every call,
- * unary or streaming, in any protocol, goes through the project's HTTP/2 engine on
- * node:net (`connectSocket`, TCP_NODELAY on).
- */
-export function openHttpClient(
-  baseUrl: URL,
-  socketPath?: string,
-  timeouts: H2ClientTimeouts = {},
-): PluginHttpClient {
-  const target: SocketTarget = socketPath ? { path: socketPath } : {
-    hostname: baseUrl.hostname.replace(/^\[(.*)\]$/, "$1"),
-    port: Number(baseUrl.port || 80),
-  };
-  return openEngineHttpClient({
-    ...timeouts,
-    connect: () => connectSocket(target),
-    authority: socketPath ? "localhost" : baseUrl.host,
-  });
 }
 
 let connectNodeModule: Promise<typeof import("@connectrpc/connect-node")> | undefined;
