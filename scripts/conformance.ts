@@ -262,6 +262,16 @@ function references(tool: string): { source: string; rows: string[] } {
 
 const h2spec = findTool("h2spec");
 const h2specd = findTool("h2specd");
+// Set, H2SPEC_DIR is a promise that the tools are there (CI sets it): a wrong path must
+// fail the run, not skip it.
+const givenDir = Deno.env.get("H2SPEC_DIR");
+if (givenDir && !(h2spec?.startsWith(givenDir) && h2specd?.startsWith(givenDir))) {
+  console.error(
+    `conformance: H2SPEC_DIR is ${givenDir}, but h2spec and h2specd are not both there ` +
+      "(unset it to look on PATH or skip the suites, or point it at the directory holding both)",
+  );
+  Deno.exit(1);
+}
 if (!h2spec && !h2specd) {
   console.log(
     [

@@ -19,20 +19,26 @@ import { parseArgs } from "node:util";
 import { describe, FuzzFailure, hpackStats, runHpackCase } from "../tests/fixtures/fuzz_hpack.ts";
 import { connectionInput, runConnectionCases, serverStats } from "../tests/fixtures/fuzz_server.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    cases: { type: "string", default: "1000000" },
-    seed: { type: "string" },
-    target: { type: "string", default: "both" },
-    case: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  },
-});
+const USAGE = "deno task fuzz [--cases N] [--seed S] [--target hpack|server|both] [--case I]";
+let parsed;
+try {
+  parsed = parseArgs({
+    args: Deno.args,
+    options: {
+      cases: { type: "string", default: "1000000" },
+      seed: { type: "string" },
+      target: { type: "string", default: "both" },
+      case: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+} catch (error) {
+  console.error(`fuzz: ${(error as Error).message}\nusage: ${USAGE}`);
+  Deno.exit(2);
+}
+const { values } = parsed;
 if (values.help) {
-  console.log(
-    "deno task fuzz [--cases N] [--seed S] [--target hpack|server|both] [--case I]",
-  );
+  console.log(USAGE);
   Deno.exit(0);
 }
 const cases = Number(values.cases);

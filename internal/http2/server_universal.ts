@@ -156,8 +156,10 @@ async function answer(
       await writeStreamed(stream, response, head.method === "HEAD");
     }
   } catch (error) {
-    onError(error);
+    // A stream the client reset, or a connection that went away, ends its call: the
+    // client's doing (a deadline, a cancel), not a failure of the server to log.
     if (stream.isClosed) return;
+    onError(error);
     if (!stream.headersSent) respondPlain(stream, 500, "internal error\n");
     else stream.reset(INTERNAL_ERROR);
   }

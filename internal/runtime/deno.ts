@@ -558,8 +558,11 @@ async function* bytesOf(
 /** Turns Deno's permission error into one that names the missing flag. */
 function explainPermission(error: unknown, flag: string, what: string): unknown {
   if (error instanceof Deno.errors.NotCapable) {
+    // Deno names the flag it wants, and that can differ from the expected one (a unix
+    // socket's connect asks for --allow-net in Deno 2.9): its word wins.
+    const asked = /run again with the (--allow-[a-z]+) flag/.exec(error.message)?.[1];
     return new Error(
-      `permission denied: run Deno with ${flag} to ${what} (${error.message})`,
+      `permission denied: run Deno with ${asked ?? flag} to ${what} (${error.message})`,
       { cause: error },
     );
   }
