@@ -195,14 +195,39 @@ function pushFields(flat: string[], header: Headers | undefined, skipLength: boo
   if (plain) {
     for (const name in plain) {
       if (skipLength && name === "content-length") continue;
-      flat.push(name, plain[name]);
+      flat.push(name, name === "grpc-message" ? grpcMessage(plain[name]) : plain[name]);
     }
     return;
   }
   header?.forEach((value, name) => {
     if (FORBIDDEN.has(name) || (skipLength && name === "content-length")) return;
-    flat.push(name, value);
+    flat.push(name, name === "grpc-message" ? grpcMessage(value) : value);
   });
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * `grpc-message` as the gRPC spec encodes it: only bytes outside printable ASCII, and
+ * `%`, percent-encoded. connect-es encodes with encodeURIComponent, which also escapes
+ * `,`, `:`, `/` and more; grpc-js decodes with decodeURI, which leaves some of those
+ * escaped, so its users read "a%3A b". Every decoder takes the spec's form.
+ */
+function grpcMessage(value: string): string {
+  let text = value;
+  try {
+    text = decodeURIComponent(value);
+  } catch {
+    // Not percent-encoded by connect-es: taken as it is.
+  }
+  if (/^[\x20-\x24\x26-\x7e]*$/.test(text)) return text;
+  let out = "";
+  for (const byte of utf8.encode(text)) {
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+      ? String.fromCharCode(byte)
+      : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return out;
 }
 
 /** The answer's head as a header block; `length` adds content-length. */
