@@ -598,7 +598,8 @@ export async function spawn<
           throw error;
         }
       },
-      isFinal: (error) => error instanceof FinalRefusal,
+      // A permission the host lacks (Deno) will not come by waiting.
+      isFinal: (error) => error instanceof FinalRefusal || permissionError(error) !== undefined,
       exited: child.exited,
       nudges: (nudge) => {
         nudges.add(nudge);
@@ -668,6 +669,15 @@ function isFinalRefusal(error: unknown): boolean {
   return error instanceof ConnectError && FINAL_CODES.has(error.code);
 }
 
+/** The runtime's "permission denied" error somewhere in `error`'s causes, if any. */
+function permissionError(error: unknown): Error | undefined {
+  for (let at = error, depth = 0; at instanceof Error && depth < 8; depth++) {
+    if (at.message.startsWith("permission denied: run Deno with")) return at;
+    at = at.cause;
+  }
+  return undefined;
+}
+
 /** A Ping refused with one of {@linkcode FINAL_CODES}. */
 class FinalRefusal extends Error {
   constructor(readonly error: ConnectError) {
@@ -710,6 +720,14 @@ function startError(failure: {
         unshown,
       });
     case "refused": {
+      const denied = permissionError(notReady.error);
+      if (denied) {
+        return new PluginStartError(
+          `cannot reach plugin ${name}: ${denied.message}`,
+          lines,
+          { cause: notReady.error, unshown },
+        );
+      }
       const { error } = notReady.error as FinalRefusal;
       const via = failure.switchedFrom
         ? ` over gRPC (over Connect it answered ${failure.switchedFrom})`

@@ -549,6 +549,35 @@ describe("spawn(): peers and pid files (issue 14)", () => {
     }
   });
 
+  it("fails at once, naming --allow-net, when a Deno host may not connect to a unix socket", {
+    skip: !onDeno,
+  }, async () => {
+    using dir = tempDir();
+    const deno = denoExecutable();
+    const started = Date.now();
+    const host = spawnProcess(deno, [
+      "run",
+      "--allow-run",
+      "--allow-net=127.0.0.1",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      fileURLToPath(staleHost),
+      JSON.stringify({
+        dir: dir.path,
+        exe: deno,
+        args: ["run", "-A", `${repoRoot}examples/echo/plugin.ts`],
+        names: ["sock"],
+        bind: "unix",
+        startTimeout: 20_000,
+      }),
+    ], { stdio: ["ignore", "pipe", "pipe"] });
+    const { code, stderr } = await runToEnd(host);
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /cannot reach plugin sock: permission denied: run Deno with --allow-net/);
+    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+  });
+
   it("kills and reaps the plugin when spawn() fails after starting it", async () => {
     using dir = tempDir();
     const { logger } = memoryLogger();
