@@ -526,6 +526,144 @@ describe("the engine's client: nothing hangs on a stopped or wedged server", () 
   });
 });
 
+describe("the engine's client: keepalive PINGs only a quiet server", () => {
+  /**
+   * A raw server that answers each stream's HEADERS with a head and keeps it open, and
+   * hands every PING (connection number from 1, the frame, the peer) to `onPing`.
+   */
+  function quietServer(
+    onPing: (connection: number, frame: Frame, peer: RawPeer) => void,
+    onStream: (connection: number, peer: RawPeer, id: number) => void = () => {},
+  ) {
+    let connections = 0;
+    return listen((socket) => {
+      const connection = ++connections;
+      const peer = new RawPeer(socket);
+      peer.run(async () => {
+        await peer.preface();
+        peer.send(4, 0, 0, encodeSettings([]));
+        for (;;) {
+          const frame = await peer.frame();
+          if (!frame) return;
+          if (frame.type === 4 && !(frame.flags & 1)) peer.send(4, 1, 0, new Uint8Array(0));
+          else if (frame.type === 6 && !(frame.flags & 1)) onPing(connection, frame, peer);
+          else if (frame.type === 1) {
+            peer.send(1, 4, frame.id, encodeHeaderBlock([[":status", "200"]]));
+            onStream(connection, peer, frame.id);
+          }
+        }
+      });
+    });
+  }
+
+  /** Opens a GET on `client`; `reading` drains its body and settles with its error, if any. */
+  async function openCall(client: H2Client): Promise<{ reading: Promise<unknown> }> {
+    const stream = await client.request({
+      method: "GET",
+      path: "/events",
+      header: {},
+      endStream: true,
+    });
+    await stream.head();
+    const reading = (async () => {
+      for await (const _ of stream) { /* drained */ }
+    })().catch((error) => error);
+    return { reading };
+  }
+
+  const pingAck = (frame: Frame, peer: RawPeer) => peer.send(6, 1, 0, frame.payload);
+
+  it("sends no PING while the server sends DATA more often than the interval", async () => {
+    let pings = 0;
+    const timers = new Set<ReturnType<typeof setInterval>>();
+    await using listener = await quietServer(
+      (_, frame, peer) => (pings++, pingAck(frame, peer)),
+      (_, peer, id) => {
+        timers.add(setInterval(() => peer.send(0, 0, id, Uint8Array.of(1)), 50));
+      },
+    );
+    const client = new H2Client(
+      clientOptions(listener.port, { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 1_000 }),
+    );
+    try {
+      const { reading } = await openCall(client);
+      await sleep(1_000);
+      assert.equal(pings, 0, "no PING while DATA keeps coming");
+      client.close();
+      await reading;
+    } finally {
+      for (const timer of timers) clearInterval(timer);
+      client.close();
+    }
+  });
+
+  it("PINGs a quiet stream's server about every interval", async () => {
+    const at: number[] = [];
+    await using listener = await quietServer((_, frame, peer) => {
+      at.push(Date.now());
+      pingAck(frame, peer);
+    });
+    const client = new H2Client(
+      clientOptions(listener.port, { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 1_000 }),
+    );
+    try {
+      const { reading } = await openCall(client);
+      await sleep(1_000);
+      client.close();
+      await reading;
+    } finally {
+      client.close();
+    }
+    assert.ok(at.length >= 5 && at.length <= 11, `${at.length} PINGs in 1 s`);
+    const gaps = at.slice(1).map((t, i) => t - at[i]);
+    const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
+    assert.ok(gaps.every((gap) => gap >= 90), `gaps ${gaps}`);
+    assert.ok(mean < 180, `mean gap ${mean} ms (${gaps})`);
+  });
+
+  it('doubles the interval for the next connection after GOAWAY ENHANCE_YOUR_CALM "too_many_pings"', async () => {
+    const at = new Map<number, number[]>();
+    const streams = new Map<number, number>();
+    await using listener = await quietServer(
+      (connection, frame, peer) => {
+        const times = at.get(connection) ?? [];
+        times.push(Date.now());
+        at.set(connection, times);
+        if (connection === 1 && times.length === 2) {
+          const debug = new TextEncoder().encode("too_many_pings");
+          const payload = new Uint8Array(8 + debug.length);
+          payload.set(u32(streams.get(connection) ?? 0));
+          payload.set(u32(0xb), 4); // ENHANCE_YOUR_CALM
+          payload.set(debug, 8);
+          peer.send(7, 0, 0, payload);
+          peer.end();
+        } else {
+          pingAck(frame, peer);
+        }
+      },
+      (connection, _, id) => streams.set(connection, id),
+    );
+    const client = new H2Client(
+      clientOptions(listener.port, { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 1_000 }),
+    );
+    try {
+      const { reading: first } = await openCall(client);
+      assert.ok((await first) instanceof Error, "the call in flight fails");
+      assert.equal(client.keepaliveIntervalMs, 200);
+      const { reading: second } = await openCall(client);
+      await sleep(1_000);
+      client.close();
+      await second;
+    } finally {
+      client.close();
+    }
+    const times = at.get(2) ?? [];
+    assert.ok(times.length >= 3 && times.length <= 6, `${times.length} PINGs in 1 s`);
+    const gaps = times.slice(1).map((t, i) => t - times[i]);
+    assert.ok(gaps.every((gap) => gap >= 180 && gap < 400), `gaps ${gaps}`);
+  });
+});
+
 const u32 = (value: number) => {
   const bytes = new Uint8Array(4);
   new DataView(bytes.buffer).setUint32(0, value);
@@ -602,5 +740,10 @@ class RawPeer {
 
   send(type: number, flags: number, id: number, payload: Uint8Array): void {
     if (!this.#socket.destroyed) this.#socket.write(encodeFrame(type, flags, id, payload));
+  }
+
+  /** Ends our side once what was sent is out. */
+  end(): void {
+    this.#socket.end();
   }
 }

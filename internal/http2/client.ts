@@ -17,11 +17,14 @@
  * REFUSED_STREAM), else on a new one; any other failure is the caller's.
  *
  * Nothing waits forever on a peer that stopped (SIGSTOP) or wedged: while streams are
- * open or a call waits for a slot, a PING goes out every `keepaliveIntervalMs`, and an
- * ACK later than `keepaliveTimeoutMs` fails the connection; a call that waits longer
- * than `waitTimeoutMs` for a stream slot (MAX_CONCURRENT_STREAMS) or for send window
- * fails UNAVAILABLE. None of these bounds a live call's length. A connection without
- * streams for `idleTimeoutMs` is closed.
+ * open or a call waits for a slot, a PING goes out once nothing at all has come from the
+ * server for `keepaliveIntervalMs`, and an ACK later than `keepaliveTimeoutMs` fails the
+ * connection. A server that ends a connection with GOAWAY ENHANCE_YOUR_CALM
+ * "too_many_pings" (grpc-go's keepalive enforcement) doubles the interval for the
+ * client's later connections, up to 5 minutes (gRPC clients do the same). A call that
+ * waits longer than `waitTimeoutMs` for a stream slot (MAX_CONCURRENT_STREAMS) or for
+ * send window fails UNAVAILABLE. None of these bounds a live call's length. A
+ * connection without streams for `idleTimeoutMs` is closed.
  *
  * @module
  */
@@ -35,7 +38,7 @@ import {
   type HeaderBlock,
   Http2Error,
 } from "./connection.ts";
-import { CANCEL, CONNECTION_SPECIFIC_HEADERS, NO_ERROR } from "./frames.ts";
+import { CANCEL, CONNECTION_SPECIFIC_HEADERS, ENHANCE_YOUR_CALM, NO_ERROR } from "./frames.ts";
 import { encodeFlatHeaderBlock } from "./hpack.ts";
 
 /**
@@ -72,7 +75,10 @@ export interface H2ClientOptions {
   authority: string;
   /** The largest answer body `post()` takes; a larger one fails RESOURCE_EXHAUSTED. */
   maxResponseBytes: number;
-  /** While streams are open (or a call waits for a slot), a PING this often. 10 000. */
+  /**
+   * While streams are open (or a call waits for a slot), a PING once the server has sent
+   * nothing for this long. Doubled (up to 300 000) after a GOAWAY "too_many_pings". 10 000.
+   */
   keepaliveIntervalMs?: number;
   /** A PING's ACK later than this fails the connection. 20 000. */
   keepaliveTimeoutMs?: number;
@@ -103,6 +109,8 @@ export type H2ClientTimeouts = Pick<
 
 /** The largest stream id (RFC 9113 section 5.1.1). */
 const MAX_STREAM_ID = 0x7fffffff;
+/** The longest keepalive interval "too_many_pings" backs off to (grpc-go's default MinTime). */
+const MAX_KEEPALIVE_MS = 300_000;
 /** The longest delay a timer takes (2^31 - 1 ms); longer ones fire at once. */
 const MAX_TIMER_MS = 0x7fffffff;
 /**
@@ -148,8 +156,17 @@ class Session {
   #lastPing = 0;
   #ended = false;
 
-  constructor(socket: ByteStream, options: H2ClientOptions) {
-    this.#interval = options.keepaliveIntervalMs ?? 10_000;
+  /**
+   * `interval`: the client's keepalive interval now; `onTooManyPings`: the server ended
+   * the connection for our PINGs.
+   */
+  constructor(
+    socket: ByteStream,
+    options: H2ClientOptions,
+    interval: number,
+    onTooManyPings: () => void,
+  ) {
+    this.#interval = interval;
     this.#pingTimeout = options.keepaliveTimeoutMs ?? 20_000;
     this.#waitTimeout = options.waitTimeoutMs ?? 30_000;
     this.#tickMs = Math.max(1, Math.min(this.#interval, this.#waitTimeout / 2));
@@ -161,7 +178,10 @@ class Session {
       // Each stream's wait on the window is bounded here, not the whole connection's.
       stallTimeoutMs: MAX_TIMER_MS,
       onCapacity: () => this.#wake(),
-      onGoAway: () => this.#wakeAll(),
+      onGoAway: (_last, code, debug) => {
+        if (code === ENHANCE_YOUR_CALM && debug === "too_many_pings") onTooManyPings();
+        this.#wakeAll();
+      },
       onTerminate: () => this.#end(),
     });
   }
@@ -262,13 +282,20 @@ class Session {
     }
   }
 
+  /** When the next PING is due: the interval after the last thing heard (or sent). */
+  #pingDue(): number {
+    return Math.max(this.conn.lastReceivedAt, this.#lastPing) + this.#interval;
+  }
+
   readonly #tick = (): void => {
     this.#ticker = undefined;
     if (this.#ended) return;
     const conn = this.conn;
     if (conn.activeStreams === 0 && this.#waiters.size === 0) return;
     const now = Date.now();
-    if (this.#pingTimer === undefined && now - this.#lastPing >= this.#interval) this.#ping(now);
+    // Only a quiet server is pinged: grpc-go counts PINGs that come sooner than its
+    // MinTime after the last one as strikes unless it has sent something since.
+    if (this.#pingTimer === undefined && now >= this.#pingDue()) this.#ping(now);
     for (const stream of this.#watched) {
       if (stream.isClosed || stream.sendEnded) {
         this.#watched.delete(stream);
@@ -284,7 +311,13 @@ class Session {
         stream.reset(CANCEL);
       }
     }
-    this.#activity();
+    if (this.#ticker === undefined && !this.#ended) {
+      // Wake when the next PING is due rather than up to a tick after it.
+      const delay = this.#pingTimer === undefined
+        ? Math.min(this.#tickMs, Math.max(1, this.#pingDue() - now))
+        : this.#tickMs;
+      this.#ticker = setTimeout(this.#tick, delay);
+    }
   };
 
   #ping(now: number): void {
@@ -361,6 +394,8 @@ export interface StreamInit {
  */
 export class H2Client {
   readonly #options: H2ClientOptions;
+  /** The keepalive interval of the next connection (grows on "too_many_pings"). */
+  #keepaliveMs: number;
   #session?: Session;
   #connecting?: Promise<Session>;
   #active = 0;
@@ -370,6 +405,12 @@ export class H2Client {
 
   constructor(options: H2ClientOptions) {
     this.#options = options;
+    this.#keepaliveMs = options.keepaliveIntervalMs ?? 10_000;
+  }
+
+  /** The keepalive interval the next connection uses. */
+  get keepaliveIntervalMs(): number {
+    return this.#keepaliveMs;
   }
 
   /** Calls in flight (posts, and streams until they close). */
@@ -521,7 +562,10 @@ export class H2Client {
   async #connect(): Promise<Session> {
     try {
       const socket = await this.#options.connect();
-      const session = new Session(socket, this.#options);
+      const session = new Session(socket, this.#options, this.#keepaliveMs, () => {
+        const cap = Math.max(this.#options.keepaliveIntervalMs ?? 0, MAX_KEEPALIVE_MS);
+        this.#keepaliveMs = Math.min(this.#keepaliveMs * 2, cap);
+      });
       if (this.#closed) {
         session.close(closedClient());
         throw closedClient();

@@ -835,6 +835,8 @@ export class Connection {
   #idleSince = 0;
   #stallTimer?: ReturnType<typeof setTimeout>;
   #lingerTimer?: ReturnType<typeof setTimeout>;
+  /** When the last bytes came in (per read, not per frame): keepalive pings only a quiet peer. */
+  #receivedAt = Date.now();
   /** Input bytes still read (and dropped) after an error GOAWAY. */
   #drainBudget = DRAIN_BUDGET;
   // The end.
@@ -919,6 +921,11 @@ export class Connection {
   /** Why the connection failed or closed, once it did. */
   get failure(): Http2Error | undefined {
     return this.#failure;
+  }
+
+  /** When the peer last sent anything (`Date.now()` of the last read; opening, before that). */
+  get lastReceivedAt(): number {
+    return this.#receivedAt;
   }
 
   /** Whether the connection is closing or closed. */
@@ -1627,6 +1634,7 @@ export class Connection {
           return;
         }
         end += read;
+        this.#receivedAt = Date.now();
       }
     } catch (error) {
       if (!this.#terminating) {
