@@ -582,8 +582,10 @@ describe("the engine's client: keepalive PINGs only a quiet server", () => {
         timers.add(setInterval(() => peer.send(0, 0, id, Uint8Array.of(1)), 50));
       },
     );
+    // DATA every 50 ms against a 400 ms interval: only an event-loop stall of over 350 ms
+    // on a busy machine could let a PING out (a client pinging regardless sends two).
     const client = new H2Client(
-      clientOptions(listener.port, { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 1_000 }),
+      clientOptions(listener.port, { keepaliveIntervalMs: 400, keepaliveTimeoutMs: 1_000 }),
     );
     try {
       const { reading } = await openCall(client);
