@@ -164,7 +164,9 @@ for (const major of nodeVersions) {
     `--test-reporter-destination=${tap}`,
   ];
   try {
-    await run(cmd, [...prefix, "--test", ...reporters, ...testFiles]);
+    // Two files at a time (Node's default on two cores is one): 71 s instead of 130 s for
+    // one Node here, which keeps the three runs inside CI's time.
+    await run(cmd, [...prefix, "--test", "--test-concurrency=2", ...reporters, ...testFiles]);
   } finally {
     const text = await Deno.readTextFile(tap).catch(() => "");
     const count = (what: string) =>
