@@ -44,7 +44,22 @@ import {
  */
 export const rawBody: unique symbol = Symbol("ftl-ts.rawBody");
 
-/** What {@linkcode rawBody} gives. */
+/**
+ * What {@linkcode rawBody} gives.
+ *
+ * @example
+ * ```ts
+ * import type { RawBody } from "./client_universal.ts";
+ * // Reads everything still to come, taking what has already arrived first.
+ * async function drain(body: RawBody): Promise<number> {
+ *   let size = 0;
+ *   for (let chunk = body.take() ?? await body.read(); chunk; chunk = body.take() ?? await body.read()) {
+ *     size += chunk.length;
+ *   }
+ *   return size;
+ * }
+ * ```
+ */
 export interface RawBody {
   /** A chunk that has already arrived (taken), or undefined: then `read()`. */
   take(): Uint8Array | undefined;

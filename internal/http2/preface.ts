@@ -17,7 +17,15 @@ import { PREFACE } from "./frames.ts";
  */
 export const FIRST_BYTES_LIMIT = 4 * 1024;
 
-/** Which server a connection goes to. */
+/**
+ * Which server a connection goes to.
+ *
+ * @example
+ * ```ts
+ * import type { FirstBytesKind } from "./preface.ts";
+ * const toTheEngine: FirstBytesKind = "http2";
+ * ```
+ */
 export type FirstBytesKind = "http2" | "http1";
 
 /**
@@ -53,7 +61,15 @@ export function classifyFirstBytes(bytes: Uint8Array): FirstBytesKind | undefine
 /** Method, target, HTTP/1.x (RFC 9112, section 3). */
 const HTTP1_REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ \S+ HTTP\/1\.\d\r?$/;
 
-/** A connection's first bytes, as {@linkcode readFirstBytes} read them, and their kind. */
+/**
+ * A connection's first bytes, as {@linkcode readFirstBytes} read them, and their kind.
+ *
+ * @example
+ * ```ts
+ * import type { FirstBytes } from "./preface.ts";
+ * const first: FirstBytes = { kind: "http1", bytes: new TextEncoder().encode("GET / HTTP/1.1\r\n") };
+ * ```
+ */
 export interface FirstBytes {
   /** Where they go. */
   kind: FirstBytesKind;
