@@ -27,8 +27,8 @@ import {
   HealthCheckResponseSchema,
 } from "../gen/grpc/health/v1/health_pb.ts";
 import type { Logger } from "./log.ts";
-import { type FastRoute, fastUnaryRoute, requestHeaderOf } from "./fast_unary.ts";
-import { fastServerStreamRoute } from "./fast_stream.ts";
+import { type LeanRoute, leanUnaryRoute, requestHeaderOf } from "./lean/unary.ts";
+import { leanServerStreamRoute } from "./lean/stream.ts";
 import { reflectionServices } from "./reflection.ts";
 
 /**
@@ -87,8 +87,8 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
   const routes = new Map<string, UniversalHandler>(
     router.handlers.map((h) => [h.requestPath, h]),
   );
-  const fastRoutes = new Map<string, FastRoute>();
-  const fastOptions = {
+  const leanRoutes = new Map<string, LeanRoute>();
+  const leanOptions = {
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: options.shutdownSignal,
     grpc: options.trailers,
@@ -102,11 +102,11 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
       const path = `/${desc.typeName}/${method.name}`;
       // (methodKind narrows the union; TypeScript does not follow the loop.)
       if (method.methodKind === "unary") {
-        fastRoutes.set(path, fastUnaryRoute(method as DescMethodUnary, fn.bind(impl), fastOptions));
+        leanRoutes.set(path, leanUnaryRoute(method as DescMethodUnary, fn.bind(impl), leanOptions));
       } else if (method.methodKind === "server_streaming") {
-        fastRoutes.set(
+        leanRoutes.set(
           path,
-          fastServerStreamRoute(method as DescMethodServerStreaming, fn.bind(impl), fastOptions),
+          leanServerStreamRoute(method as DescMethodServerStreaming, fn.bind(impl), leanOptions),
         );
       }
     }
@@ -117,7 +117,7 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
   return (request) => {
     const path = pathOf(request.url);
     try {
-      return fastRoutes.get(path)?.(request) ?? routeByPath(request, path);
+      return leanRoutes.get(path)?.(request) ?? routeByPath(request, path);
     } catch (error) {
       // A handler's caller expects a promise, never a throw.
       return Promise.reject(error);

@@ -15,8 +15,8 @@ import {
 import { createTransport as createConnect } from "@connectrpc/connect/protocol-connect";
 import { createTransport as createGrpc } from "@connectrpc/connect/protocol-grpc";
 import { createTransport as createGrpcWeb } from "@connectrpc/connect/protocol-grpc-web";
-import { leanConnectUnary, leanGrpcUnary, type PostBytes } from "./fast_client.ts";
-import { leanServerStream } from "./fast_stream_client.ts";
+import { leanConnectUnary, leanGrpcUnary, type PostBytes } from "./lean/unary_client.ts";
+import { leanServerStream } from "./lean/stream_client.ts";
 import type { H2ClientTimeouts } from "./http2/client.ts";
 import { openEngineHttpClient } from "./http2/client_universal.ts";
 import { connectSocket } from "./runtime/deno.ts";
@@ -161,7 +161,7 @@ export function createPluginTransport(
     transport = { stream: transport.stream, unary: unary as Transport["unary"] };
   }
   if ((protocol === "connect" || protocol === "grpc") && http.postTrailers === true) {
-    // The engine's client: server streams read its chunks straight (fast_stream_client.ts).
+    // The engine's client: server streams read its chunks straight (lean/stream_client.ts).
     const stream = leanServerStream({
       protocol,
       baseUrl: baseUrl.href,

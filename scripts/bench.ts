@@ -1144,8 +1144,8 @@ too (\`server: "native"\` keeps node:http2).
 
 Server streaming (section 6) takes a lean path on both sides, as unary calls do: a server-streaming
 call in binary Connect or gRPC without compression or a timeout is answered by
-\`internal/fast_stream.ts\` (one envelope per message, written straight to the engine's stream) and
-read by \`internal/fast_stream_client.ts\` (envelopes cut from the engine's response chunks, what
+\`internal/lean/stream.ts\` (one envelope per message, written straight to the engine's stream) and
+read by \`internal/lean/stream_client.ts\` (envelopes cut from the engine's response chunks, what
 has arrived handed over without waiting a turn); everything else goes through connect-es. Before
 it, with connect-es's chain of async iterators on both sides, 10 000 messages took 1.03–1.30× the
 grpc-js pair's time (\`--only=6\`, 2026-12-01); after, 0.29–0.41×.
@@ -1335,7 +1335,7 @@ and response bodies; a ReadableStream per response) and our request conversion. 
 forwarding, decoding entries, re-stamping times (toISOString + a regex per line) and
 re-encoding dominated.
 
-The largest single win after the fast paths was not visible in any profile as a hot
+The largest single win after the lean paths was not visible in any profile as a hot
 function: the per-call request object was an object literal with getters (a closure per
 getter, and objects of no stable shape); the same thing as a class sped both guests up by
 10–20%.
@@ -1385,7 +1385,7 @@ alone adds 70 ms there (its ES modules are read one file at a time).
 
 | change | measure | before | after |
 | --- | --- | --- | --- |
-| a Connect unary fast path (binary, uncompressed, no timeout; everything else still goes to connect-es) | Deno guest Ping, h2load -n 100000 -c 4 -m 16, one run each | 18 976 req/s | 31 171–33 510 req/s |
+| a Connect unary lean path (binary, uncompressed, no timeout; everything else still goes to connect-es) | Deno guest Ping, h2load -n 100000 -c 4 -m 16, one run each | 18 976 req/s | 31 171–33 510 req/s |
 | a lean HandlerContext (signal, trailers and values made only when a handler asks) | same | 31 171–33 510 | 37 410–42 368 |
 | Deno.serve layer: request body stream and call signal made only when asked for | same | 37 410–42 368 | 43 297–46 844 |
 | a lean client path for Connect unary calls (the host side) | Deno host → Deno guest Echo, c=32 / c=1 p50 | 4 965 calls/s / 0.379 ms | 11 951–12 281 calls/s / 0.209–0.272 ms |
@@ -1395,7 +1395,7 @@ alone adds 70 ms there (its ES modules are read one file at a time).
 | allocatePort skips ports it handed out in the last minute | 50 plugins spawned at once | failed: two plugins got one port | all ready |
 | Node listener: the socket itself goes to node:http2 (it reads bytes put back), no JS stream wrapper | Node guest Connect Ping, h2load -c 4 -m 16 | 13 876 req/s | 15 754–16 374 req/s |
 | Node listener: the universal request built lazily (headers, body iterator, signal only when asked; connect-node's made a DOMException per call) | same, -n 60000 | 16 374 | 25 757 |
-| a gRPC unary fast path in the guest, where the runtime sends trailers (Node) | Node guest gRPC Ping | 5 166 | 17 938 |
+| a gRPC unary lean path in the guest, where the runtime sends trailers (Node) | Node guest gRPC Ping | 5 166 | 17 938 |
 | Node listener: HTTP/2 on node:http2's stream API instead of its compatibility layer | Node guest Connect Ping, -n 60000 | 22 514 | 31 382 |
 | Node host POST: response headers filled lazily, no Error built per finished stream | Node host → Node guest Connect, c=32 / c=1 p50 | 10 419 calls/s / 0.316 ms | 11 434–14 154 calls/s / 0.268–0.282 ms |
 | a lean gRPC unary client path (Node host) | Node host → Node guest gRPC, c=32 / c=1 p50 | 4 227 calls/s / 0.509 ms | 14 673–14 835 calls/s / 0.261–0.273 ms |

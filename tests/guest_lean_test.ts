@@ -1,4 +1,4 @@
-// The lean unary path (internal/fast_unary.ts) must answer exactly as connect-es's own
+// The lean unary path (internal/lean/unary.ts) must answer exactly as connect-es's own
 // handler does. A timeout header sends the same call down connect-es's path, so each
 // case is made twice and the answers compared.
 import { describe, it } from "node:test";

@@ -1,4 +1,4 @@
-// The host's lean unary path (internal/fast_client.ts) must give callers exactly what
+// The host's lean unary path (internal/lean/unary_client.ts) must give callers exactly what
 // connect-es's own transports give. Each call is made through both and the outcomes
 // compared: message, headers and trailers, or the error's code, message and metadata.
 import { describe, it } from "node:test";

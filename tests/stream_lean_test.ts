@@ -1,5 +1,5 @@
-// The lean server-streaming paths (internal/fast_stream.ts on the guest,
-// internal/fast_stream_client.ts on the host) must give callers exactly what
+// The lean server-streaming paths (internal/lean/stream.ts on the guest,
+// internal/lean/stream_client.ts on the host) must give callers exactly what
 // connect-es gives. Each call is made through our host and connect-es's transports, to
 // the guest's lean path and (a timeout sends a call there) to connect-es's handler,
 // and the outcomes compared.

@@ -5,7 +5,7 @@
  * spreads calls over a few of them.
  *
  * - `post()`: a whole-body request and its whole answer (status, headers, body,
- *   trailers), the unary fast path. With the windows open, the request goes out in one
+ *   trailers), the lean unary path. With the windows open, the request goes out in one
  *   socket write (HEADERS and one DATA frame carrying END_STREAM).
  * - `request()`: a stream, for streamed requests and answers: the caller writes the body
  *   with backpressure (`write`/`whenWritable`/`end`) and reads the answer's head, body
@@ -30,7 +30,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ByteStream } from "../runtime/types.ts";
-import type { PostAnswer } from "../fast_client.ts";
+import type { PostAnswer } from "../lean/unary_client.ts";
 import {
   BodyTooLarge,
   Connection,

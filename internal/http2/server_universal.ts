@@ -22,7 +22,7 @@ import {
   type SharedHeaders,
   type WholeBody,
   wholeBody,
-} from "../fast_unary.ts";
+} from "../lean/unary.ts";
 import { BodyTooLarge, type H2Stream, type HeaderBlock, Http2Error } from "./connection.ts";
 import {
   CANCEL,

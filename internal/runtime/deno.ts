@@ -8,13 +8,13 @@ import { universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import { createH2Server } from "../http2/server_universal.ts";
 import { type FirstBytes, readFirstBytes } from "../http2/preface.ts";
 import {
-  type FastRequest,
+  type LeanRequest,
   plainHeaders,
   readWholeBody,
   type SharedHeaders,
   type WholeBody,
   wholeBody,
-} from "../fast_unary.ts";
+} from "../lean/unary.ts";
 import type { BindAddress } from "../bind.ts";
 import type {
   ByteStream,
@@ -153,7 +153,7 @@ function fetchHandler(options: ServeHttpOptions, refuseGrpc: boolean): Deno.Serv
   return async (request, info) => {
     if (refuseGrpc && isGrpcRequest(request.headers)) return grpcNeedsHttp2();
     const response = await options.handler(
-      new ServeRequest(request, info) as unknown as FastRequest,
+      new ServeRequest(request, info) as unknown as LeanRequest,
     );
     const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
     if (whole) {

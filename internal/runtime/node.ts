@@ -26,14 +26,14 @@ import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { BindAddress } from "../bind.ts";
 import {
   bodyOverLimit,
-  type FastRequest,
+  type LeanRequest,
   peekHeader,
   plainHeaders,
   readWholeBody,
   type SharedHeaders,
   type WholeBody,
   wholeBody,
-} from "../fast_unary.ts";
+} from "../lean/unary.ts";
 import { createH2Server } from "../http2/server_universal.ts";
 import { classifyFirstBytes, type FirstBytesKind } from "../http2/preface.ts";
 import { socketStream } from "./node_socket.ts";
@@ -204,7 +204,7 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
       inFlight--;
       if (inFlight === 0) { for (const resolve of whenIdle) resolve(); }
     });
-    let request: FastRequest;
+    let request: LeanRequest;
     try {
       request = leanRequest(req, res);
     } catch (error) {
@@ -253,7 +253,7 @@ export async function serveHttp(options: ServeHttpOptions): Promise<HttpServer> 
   ): Promise<void> {
     // A reset or write error ends the call through its signal; unheard, it would crash.
     stream.on("error", ignore);
-    let request: FastRequest;
+    let request: LeanRequest;
     try {
       request = leanStreamRequest(stream, headers);
     } catch (error) {
@@ -554,12 +554,12 @@ async function writeStreamed(
 function leanStreamRequest(
   stream: http2.ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
-): FastRequest {
+): LeanRequest {
   const authority = headers[":authority"] ?? headers.host;
   if (authority === undefined) {
     throw new ConnectError("the request names no authority (no :authority or Host)", Code.Internal);
   }
-  return new StreamRequest(stream, headers, authority) as unknown as FastRequest;
+  return new StreamRequest(stream, headers, authority) as unknown as LeanRequest;
 }
 
 /**
@@ -640,12 +640,12 @@ function peek(incoming: http.IncomingHttpHeaders, name: string): string | null {
  * signal are made only when asked for (most unary calls never ask for the signal, whose
  * abort costs a DOMException), and the whole body can be read at once.
  */
-function leanRequest(req: http.IncomingMessage, res: http.ServerResponse): FastRequest {
+function leanRequest(req: http.IncomingMessage, res: http.ServerResponse): LeanRequest {
   const authority = req.headers.host;
   if (authority === undefined) {
     throw new ConnectError("the request names no authority (no Host)", Code.Internal);
   }
-  return new MessageRequest(req, res, authority) as unknown as FastRequest;
+  return new MessageRequest(req, res, authority) as unknown as LeanRequest;
 }
 
 /** {@linkcode StreamRequest}'s twin for HTTP/1.1, a class for the same reason. */

@@ -6,7 +6,7 @@
  */
 import type { UniversalClientFn, UniversalHandlerFn } from "@connectrpc/connect/protocol";
 import type { BindAddress } from "../bind.ts";
-import type { PostBytes } from "../fast_client.ts";
+import type { PostBytes } from "../lean/unary_client.ts";
 
 /** What `serveHttp` needs. */
 export interface ServeHttpOptions {

@@ -28,7 +28,7 @@ import type { UniversalServerRequest, UniversalServerResponse } from "@connectrp
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { readAllBytes } from "@connectrpc/connect/protocol";
-import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "./envelope.ts";
+import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "../envelope.ts";
 
 /**
  * On a universal response body: the whole body as bytes, so that a runtime can send it
@@ -63,7 +63,7 @@ export function bodyOverLimit(limit: number, readSoFar: Uint8Array): ConnectErro
 export const peekHeader: unique symbol = Symbol("ftl-ts.peekHeader");
 
 /** A universal request that may carry {@linkcode readWholeBody} and {@linkcode peekHeader}. */
-export type FastRequest = UniversalServerRequest & {
+export type LeanRequest = UniversalServerRequest & {
   [readWholeBody]?: (limit: number) => Promise<Uint8Array> | undefined;
   [peekHeader]?: (name: string) => string | null;
 };
@@ -79,7 +79,7 @@ export function requestHeaderOf(context: HandlerContext, name: string): string |
 }
 
 /** One request header, by lower-case name, the cheapest way the runtime offers. */
-export function headerOf(request: FastRequest, name: string): string | null {
+export function headerOf(request: LeanRequest, name: string): string | null {
   // Called as methods: a runtime may implement them on a class.
   return request[peekHeader] ? request[peekHeader](name) : request.header.get(name);
 }
@@ -104,8 +104,8 @@ function bodyOf(bytes: Uint8Array): WholeBody {
   return new Whole(bytes);
 }
 
-/** What a fast route needs besides the method and its implementation. */
-export interface FastUnaryOptions {
+/** What a lean route needs besides the method and its implementation. */
+export interface LeanRouteOptions {
   readMaxBytes: number;
   shutdownSignal: AbortSignal;
   /** Whether gRPC may take the lean path too (the runtime can send trailers). */
@@ -121,7 +121,7 @@ export interface FastUnaryOptions {
  * read) to let connect-es answer. Not an async function: a route returns the call's
  * own promise, without the extra turns an async wrapper costs.
  */
-export type FastRoute = (request: FastRequest) => Promise<UniversalServerResponse> | undefined;
+export type LeanRoute = (request: LeanRequest) => Promise<UniversalServerResponse> | undefined;
 
 /** The protocols the lean paths answer. */
 export type Protocol = "connect" | "grpc";
@@ -131,7 +131,7 @@ export type Protocol = "connect" | "grpc";
  * answer it (JSON, compression, timeouts, GET, gRPC-Web, or gRPC where the runtime
  * cannot send trailers).
  */
-export function leanProtocol(request: FastRequest, grpc: boolean): Protocol | undefined {
+export function leanProtocol(request: LeanRequest, grpc: boolean): Protocol | undefined {
   if (request.method !== "POST") return undefined;
   const type = headerOf(request, "content-type");
   if (type === "application/proto") {
@@ -151,16 +151,16 @@ export function leanProtocol(request: FastRequest, grpc: boolean): Protocol | un
 
 const empty = new Uint8Array(0);
 
-/** Builds the fast route of one unary method. */
-export function fastUnaryRoute(
+/** Builds the lean route of one unary method. */
+export function leanUnaryRoute(
   method: DescMethodUnary,
   implementation: (input: unknown, context: HandlerContext) => unknown,
-  options: FastUnaryOptions,
-): FastRoute {
+  options: LeanRouteOptions,
+): LeanRoute {
   const procedure = `/${method.parent.typeName}/${method.name}`;
   const grpc = options.grpc ?? false;
 
-  async function answer(request: FastRequest, protocol: Protocol) {
+  async function answer(request: LeanRequest, protocol: Protocol) {
     const context = new LeanContext(method, request, options.shutdownSignal, protocol);
     try {
       options.gate?.(context);
@@ -246,7 +246,7 @@ export class LeanContext implements HandlerContext {
   readonly requestMethod = "POST";
   readonly url: string;
   readonly timeoutMs = (): undefined => undefined;
-  #request: FastRequest;
+  #request: LeanRequest;
   #shutdown: AbortSignal;
   #controller?: AbortController;
   #detach?: () => void;
@@ -258,7 +258,7 @@ export class LeanContext implements HandlerContext {
 
   constructor(
     readonly method: DescMethod,
-    request: FastRequest,
+    request: LeanRequest,
     shutdown: AbortSignal,
     readonly protocolName: Protocol,
     defaultHeaders: SharedHeaders = defaultHeader[protocolName],
@@ -366,7 +366,7 @@ function withTrailers(context: LeanContext): Headers {
 }
 
 /** The whole request body up to `limit`, the cheapest way the runtime offers. */
-export function readBody(request: FastRequest, limit: number): Promise<Uint8Array> {
+export function readBody(request: LeanRequest, limit: number): Promise<Uint8Array> {
   const declared = headerOf(request, "content-length");
   // Most gRPC clients declare no length; a declared one over the limit is refused unread.
   if (declared === null || Number(declared) <= limit) {

@@ -27,7 +27,7 @@ import {
   trailerDemux,
 } from "@connectrpc/connect/protocol-connect";
 import { validateResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
-import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "./envelope.ts";
+import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "../envelope.ts";
 
 /** Sends one POST with a whole body and reads the whole answer. */
 export type PostBytes = (

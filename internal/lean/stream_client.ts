@@ -42,9 +42,9 @@ import {
   validateTrailer,
 } from "@connectrpc/connect/protocol-grpc";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-connect";
-import { encodeUnaryEnvelope } from "./envelope.ts";
-import { abortError, callSignals } from "./fast_client.ts";
-import { type RawBody, rawBody } from "./http2/client_universal.ts";
+import { encodeUnaryEnvelope } from "../envelope.ts";
+import { abortError, callSignals } from "./unary_client.ts";
+import { type RawBody, rawBody } from "../http2/client_universal.ts";
 
 /** Options for {@linkcode leanServerStream}. */
 export interface LeanStreamOptions {

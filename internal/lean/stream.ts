@@ -1,7 +1,7 @@
 /**
  * A lean path for server-streaming calls in binary Connect or gRPC, uncompressed,
  * without a timeout (gRPC only where the runtime can send trailers), as
- * `fast_unary.ts` is for unary ones. It does what connect-es's stream handler does
+ * `unary.ts` is for unary ones. It does what connect-es's stream handler does
  * for such a call (request gate before the body is read, read limit, exactly one input
  * message, the answer's headers once the first message is out, errors and trailers as
  * Connect's EndStreamResponse or gRPC's trailers) without its chain of async
@@ -21,19 +21,19 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { endStreamFlag, endStreamToJson } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { encodeUnaryEnvelope } from "./envelope.ts";
+import { encodeUnaryEnvelope } from "../envelope.ts";
 import {
   bodyReadSoFar,
-  type FastRequest,
-  type FastRoute,
-  type FastUnaryOptions,
   headerOf,
   LeanContext,
+  type LeanRequest,
+  type LeanRoute,
+  type LeanRouteOptions,
   type Protocol,
   readBody,
   shared,
   type SharedHeaders,
-} from "./fast_unary.ts";
+} from "./unary.ts";
 
 const streamHeader: Record<Protocol, SharedHeaders> = {
   connect: shared(new Headers({ "content-type": "application/connect+proto" })),
@@ -41,7 +41,7 @@ const streamHeader: Record<Protocol, SharedHeaders> = {
 };
 
 /** Which lean path a streaming request may take, or `undefined` for connect-es. */
-function leanStreamProtocol(request: FastRequest, grpc: boolean): Protocol | undefined {
+function leanStreamProtocol(request: LeanRequest, grpc: boolean): Protocol | undefined {
   if (request.method !== "POST") return undefined;
   const type = headerOf(request, "content-type");
   if (type === "application/connect+proto") {
@@ -106,17 +106,17 @@ function singleInput(body: Uint8Array, readMaxBytes: number, protocol: Protocol)
   return message;
 }
 
-/** Builds the fast route of one server-streaming method. */
-export function fastServerStreamRoute(
+/** Builds the lean route of one server-streaming method. */
+export function leanServerStreamRoute(
   method: DescMethodServerStreaming,
   implementation: (input: unknown, context: HandlerContext) => unknown,
-  options: FastUnaryOptions,
-): FastRoute {
+  options: LeanRouteOptions,
+): LeanRoute {
   const procedure = `/${method.parent.typeName}/${method.name}`;
   const grpc = options.grpc ?? false;
 
   async function answer(
-    request: FastRequest,
+    request: LeanRequest,
     protocol: Protocol,
   ): Promise<UniversalServerResponse> {
     const context = new LeanContext(
@@ -224,7 +224,7 @@ class LeanStreamBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uint8Ar
   #first: IteratorResult<unknown> | undefined;
   #context: LeanContext;
   #protocol: Protocol;
-  #options: FastUnaryOptions;
+  #options: LeanRouteOptions;
   #procedure: string;
   #done = false;
 
@@ -234,7 +234,7 @@ class LeanStreamBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uint8Ar
     first: IteratorResult<unknown>,
     context: LeanContext,
     protocol: Protocol,
-    options: FastUnaryOptions,
+    options: LeanRouteOptions,
     procedure: string,
   ) {
     this.#method = method;
