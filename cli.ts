@@ -49,7 +49,7 @@ import {
   writeSecretFile,
   writeStderr,
   writeStdout,
-} from "./internal/runtime/deno.ts";
+} from "#runtime";
 
 /**
  * The exit codes of `ftl-plugin`.

@@ -63,7 +63,7 @@ import {
   serverSendsTrailers,
   writeStderr,
   writeStdout,
-} from "./internal/runtime/deno.ts";
+} from "#runtime";
 import type { HttpServerKind } from "./internal/runtime/types.ts";
 
 export { field } from "./internal/config.ts";

@@ -55,7 +55,7 @@ import {
   stderrIsTerminal,
   writeStderr,
   writeTextFile,
-} from "./internal/runtime/deno.ts";
+} from "#runtime";
 
 import {
   createPluginTransport,
@@ -64,7 +64,7 @@ import {
   type WireProtocol,
 } from "./internal/transport.ts";
 
-export type { ProcessExit } from "./internal/runtime/deno.ts";
+export type { ProcessExit } from "#runtime";
 export type { WireProtocol } from "./internal/transport.ts";
 // A host is where one configures the logger that spawn() and the mirrored lines use.
 export { Logger, LogLevel, parseLogLevel } from "./internal/log.ts";

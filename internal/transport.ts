@@ -19,7 +19,7 @@ import { leanConnectUnary, leanGrpcUnary, type PostBytes } from "./lean/unary_cl
 import { leanServerStream } from "./lean/stream_client.ts";
 import type { H2ClientTimeouts } from "./http2/client.ts";
 import { openEngineHttpClient } from "./http2/client_universal.ts";
-import { connectSocket } from "./runtime/deno.ts";
+import { connectSocket } from "#runtime";
 import type { SocketTarget } from "./runtime/types.ts";
 
 /**

@@ -2,9 +2,10 @@
  * Builds the npm package in `npm/`, doing by hand what dnt would (dnt lives on JSR,
  * which no machine here reaches):
  *
- * 1. stage the sources in `npm/src/`, with every import of `internal/runtime/deno.ts`
- *    pointed at `internal/runtime/node.ts`;
- * 2. write `npm/package.json` from deno.json (dependencies at the versions it pins);
+ * 1. stage the sources in `npm/src/` as they are;
+ * 2. write `npm/package.json` from deno.json (dependencies at the versions it pins), with
+ *    `#runtime` mapped to the Node runtime in its `imports` (deno.json's `imports` maps it
+ *    to the Deno one, so no source names a runtime);
  * 3. `npm install`, then compile with tsc from npm (`rewriteRelativeImportExtensions`)
  *    to ESM, `.d.ts` and source maps in `npm/`;
  * 4. copy README.md, LICENSE and the Ping proto.
@@ -68,16 +69,12 @@ async function* walk(path: string): AsyncGenerator<string> {
   for await (const entry of Deno.readDir(path)) yield* walk(join(path, entry.name));
 }
 
-/** Copies a .ts file into the staging tree, pointing runtime imports at node.ts. */
+/** Copies a .ts file into the staging tree. */
 async function stage(path: string): Promise<void> {
   const rel = relative(root, path);
   if (skip.has(rel) || !rel.endsWith(".ts")) return;
-  const text = (await Deno.readTextFile(path)).replaceAll(
-    /(["'][./]*(?:internal\/)?runtime\/)deno\.ts(["'])/g,
-    "$1node.ts$2",
-  );
   await Deno.mkdir(dirname(join(src, rel)), { recursive: true });
-  await Deno.writeTextFile(join(src, rel), text);
+  await Deno.copyFile(path, join(src, rel));
 }
 
 /** `npm:@scope/name@^1.2.3` → `^1.2.3`. */
@@ -111,6 +108,13 @@ const packageJson = {
     "./guest": entry("guest"),
     "./cli": entry("cli"),
     "./ping": entry("ping"),
+  },
+  // The one place the runtime is chosen (deno.json maps `#runtime` for Deno).
+  imports: {
+    "#runtime": {
+      types: "./internal/runtime/node.d.ts",
+      default: "./internal/runtime/node.js",
+    },
   },
   bin: { "ftl-plugin": "./cli.js" },
   files: [
@@ -153,6 +157,8 @@ const tsconfig = {
     rewriteRelativeImportExtensions: true,
     verbatimModuleSyntax: false,
     isolatedModules: true,
+    // package.json's `imports` name the compiled file; tsc reads its source.
+    paths: { "#runtime": ["./src/internal/runtime/node.ts"] },
   },
   include: ["src"],
   // Set explicitly: the default would exclude outDir, which holds src/.

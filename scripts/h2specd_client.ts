@@ -11,7 +11,7 @@
  * @module
  */
 import { H2Client } from "../internal/http2/client.ts";
-import { connectSocket } from "../internal/runtime/deno.ts";
+import { connectSocket } from "#runtime";
 
 const url = new URL(Deno.args[0]);
 const client = new H2Client({

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
-import { connectSocket, listen } from "../internal/runtime/deno.ts";
+import { connectSocket, listen } from "#runtime";
 import { READ_PAUSE_BYTES, socketStream } from "../internal/runtime/node_socket.ts";
 import type { ByteStream } from "../internal/runtime/types.ts";
 import { onDeno, tempDir, waitUntil } from "./_helpers.ts";
