@@ -14,6 +14,7 @@
  * `node --test` runs the same suite; `files` keeps them out of the package.
  *
  *     deno task build:npm
+ *     NPM_OUT=/tmp/npm-mine deno task build:npm   # a private build elsewhere
  *
  * @module
  */
@@ -21,7 +22,8 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const out = join(root, "npm");
+// NPM_OUT builds elsewhere (for several builds side by side); `npm/` by default.
+const out = Deno.env.get("NPM_OUT") || join(root, "npm");
 const src = join(out, "src");
 
 /** Library sources shipped in the package. */
