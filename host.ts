@@ -57,12 +57,7 @@ import {
   writeTextFile,
 } from "#runtime";
 
-import {
-  createPluginTransport,
-  looksLikeGrpcServer,
-  type PluginTransport,
-  type WireProtocol,
-} from "./internal/transport.ts";
+import { PluginConnection, randomToken, type WireProtocol } from "./internal/transport.ts";
 
 export type { ProcessExit } from "#runtime";
 export type { WireProtocol } from "./internal/transport.ts";
@@ -515,9 +510,9 @@ export async function spawn<
     );
 
     const lifetime = new AbortController();
-    const transports = new Set<PluginTransport>();
+    const connection = new PluginConnection(endpoint, { protocol: options.protocol, token });
     const exited = child.exited.then(async (exit) => {
-      for (const t of transports) t.close();
+      connection.close();
       lifetime.abort(new PluginExitError(name, exit));
       // Read on while output flows; stop once it has been quiet for a while (a
       // grandchild may hold the pipes open forever).
@@ -538,7 +533,7 @@ export async function spawn<
       if (!(graceMs >= 0)) {
         return Promise.reject(new TypeError(`stop: graceMs must be 0 or more, not ${graceMs}`));
       }
-      stopping ??= stopChild(child, exited, transports, graceMs);
+      stopping ??= stopChild(child, exited, connection, graceMs);
       return stopping;
     };
     abandon = () => stop({ graceMs: 0 });
@@ -548,44 +543,20 @@ export async function spawn<
       options.signal?.removeEventListener("abort", onAbort);
     });
 
-    const auto = options.protocol === "auto" || !options.protocol;
-    let protocol: WireProtocol = auto ? "connect" : options.protocol as WireProtocol;
-    let detected: string | undefined;
-    let switchedFrom: string | undefined;
-    const open = (p: WireProtocol) => {
-      const transport = createPluginTransport(endpoint, p, {
-        token,
-        onResponse: auto
-          ? (status, contentType) => {
-            if (p === "connect" && looksLikeGrpcServer(status, contentType)) {
-              detected = `HTTP ${status} ${contentType || "without a content type"}`;
-            }
-          }
-          : undefined,
-      });
-      transports.add(transport);
-      return transport;
-    };
-    let current = open(protocol);
     // Typed as the Ping-only view of the service, which TypeScript can see through.
     const pingable: PingableService = options.service;
-    let pinger = createClient(pingable, current.transport);
+    const pinger = createClient(pingable, connection.transport);
 
     const notReady = await waitUntilReady({
       ping: async (signal) => {
         try {
-          if (options.readiness) return await options.readiness(current.transport, signal);
+          if (options.readiness) return await options.readiness(connection.transport, signal);
           const answer = await pinger.ping({}, { signal });
           return answer.notReady;
         } catch (error) {
-          if (detected && protocol === "connect") {
-            // Not a Connect server's answer: everything goes over gRPC from now on.
-            current.close();
-            transports.delete(current);
-            protocol = "grpc";
-            switchedFrom = detected;
-            current = open(protocol);
-            pinger = createClient(pingable, current.transport);
+          // Not a Connect server's answer: everything goes over gRPC from now on.
+          if (connection.switchToGrpcIfDetected()) {
+            const detected = connection.switchedFrom;
             pluginLogger.debug(`Connect's Ping got ${detected}: switching to gRPC`);
             throw new Error(`over Connect the plugin answered ${detected}; trying gRPC`, {
               cause: error,
@@ -616,8 +587,8 @@ export async function spawn<
         timeoutMs: options.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
         recent,
         exit,
-        protocol,
-        switchedFrom,
+        protocol: connection.protocol,
+        switchedFrom: connection.switchedFrom,
         shown: (line, stream) => {
           if (stream === "stdout") return pluginLogger.isEnabled(defaultLevel);
           const entry = decodeLogEntry(line);
@@ -630,17 +601,17 @@ export async function spawn<
     const clients = Object.fromEntries(
       Object.entries(options.extraClients ?? {}).map(([key, desc]) => [
         key,
-        createClient(desc, current.transport),
+        createClient(desc, connection.transport),
       ]),
     ) as { [K in keyof E]: Client<E[K]> };
     return {
       name,
       pid: child.pid,
       endpoint,
-      protocol,
-      client: createClient(options.service, current.transport),
+      protocol: connection.protocol,
+      client: createClient(options.service, connection.transport),
       clients,
-      transport: current.transport,
+      transport: connection.transport,
       signal: lifetime.signal,
       exited,
       stop,
@@ -748,10 +719,10 @@ function startError(failure: {
 async function stopChild(
   child: Child,
   exited: Promise<ProcessExit>,
-  transports: Set<PluginTransport>,
+  connection: PluginConnection,
   graceMs: number,
 ): Promise<ProcessExit> {
-  for (const t of transports) t.close();
+  connection.close();
   let done = false;
   const reaped = child.exited.then(() => (done = true));
   if (graceMs > 0 && signalGroup(child.pid, "SIGTERM")) {
@@ -843,13 +814,6 @@ async function forgetPid(pidFile: string, pid: number): Promise<void> {
   } catch {
     // Another host may have taken the file over; it is theirs now.
   }
-}
-
-/** 32 random bytes, base64url: the per-plugin token. */
-function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
 }
 
 function defaultLogger(): Logger {

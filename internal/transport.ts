@@ -201,6 +201,258 @@ async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
 }
 
 /**
+ * A plugin's connection: one transport whose protocol may change under it. With
+ * `auto` it speaks Connect and watches every answer; once one looks like a pure gRPC
+ * server's ({@linkcode looksLikeGrpcServer}), the caller may switch it to gRPC, and
+ * clients made on {@linkcode PluginConnection.transport} before the switch go on
+ * working: that object's `unary` and `stream` are swapped for the new protocol's, so a
+ * call costs what a call on the protocol's own transport does.
+ *
+ * @example The CLI's way: run once, and once more over gRPC if Connect was wrong
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createClient } from "@connectrpc/connect";
+ * import { serve } from "../guest.ts";
+ * import { EchoService } from "../gen/echo/v1/echo_pb.ts";
+ * import { PluginConnection, randomToken } from "./transport.ts";
+ *
+ * const token = randomToken();
+ * await using server = await serve({
+ *   service: EchoService,
+ *   bind: "http://127.0.0.1:0",
+ *   token,
+ *   implementation: {
+ *     ping: () => ({}),
+ *     echo: (req) => ({ message: req.message }),
+ *     async *count() {},
+ *     fail: () => ({}),
+ *   },
+ * });
+ * const connection = new PluginConnection(server.url, { protocol: "auto", token });
+ * try {
+ *   const { message } = await connection.run((transport) =>
+ *     createClient(EchoService, transport).echo({ message: "hi" })
+ *   );
+ *   assert.equal(message, "hi");
+ *   // Our guests speak Connect: no reason to switch.
+ *   assert.equal(connection.protocol, "connect");
+ *   assert.equal(connection.switchedFrom, undefined);
+ * } finally {
+ *   connection.close();
+ * }
+ * ```
+ * @example spawn()'s way: ask after each failed Ping whether to switch
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createClient } from "@connectrpc/connect";
+ * import { EchoService } from "../gen/echo/v1/echo_pb.ts";
+ * import { PluginConnection } from "./transport.ts";
+ *
+ * const connection = new PluginConnection(new URL("http://127.0.0.1:1"));
+ * const client = createClient(EchoService, connection.transport);
+ * try {
+ *   await client.ping({});
+ * } catch (error) {
+ *   // Had Connect's answer said the plugin speaks only gRPC, `client` would speak gRPC
+ *   // from here on; nothing listens there, so nothing answered at all.
+ *   assert.ok(!connection.switchToGrpcIfDetected(), String(error));
+ *   assert.equal(connection.protocol, "connect");
+ * } finally {
+ *   connection.close();
+ * }
+ * ```
+ */
+export class PluginConnection {
+  /** Where the plugin serves: `http://host:port` or `unix:///path`. */
+  readonly endpoint: URL;
+  /**
+   * The transport to make clients on, token included. It stays the same object for the
+   * connection's life: a switch to gRPC replaces its methods.
+   */
+  readonly transport: Transport;
+  readonly #auto: boolean;
+  readonly #token: string | undefined;
+  #protocol: WireProtocol;
+  #current: PluginTransport;
+  #detected: string | undefined;
+  #switchedFrom: string | undefined;
+  #closed = false;
+
+  /**
+   * Opens a connection (the first call dials) to `endpoint`.
+   *
+   * @param endpoint The plugin's URL (`http://host:port` or `unix:///path`).
+   * @param options `protocol` (`auto`, the default: Connect, watching for a pure gRPC
+   * server), and `token`, sent as `authorization: Bearer <token>` on every call.
+   */
+  constructor(
+    endpoint: URL,
+    options: { protocol?: WireProtocol | "auto"; token?: string } = {},
+  ) {
+    const protocol = options.protocol || "auto";
+    this.endpoint = endpoint;
+    this.#auto = protocol === "auto";
+    this.#token = options.token;
+    this.#protocol = protocol === "auto" ? "connect" : protocol;
+    this.#current = this.#open();
+    const { unary, stream } = this.#current.transport;
+    this.transport = { unary, stream };
+  }
+
+  /** The protocol calls go over now. */
+  get protocol(): WireProtocol {
+    return this.#protocol;
+  }
+
+  /**
+   * What Connect got that looked like a pure gRPC server (`HTTP 415 application/grpc`,
+   * say), while the connection still speaks Connect: a failure then most likely means
+   * the wrong protocol rather than the plugin's answer. `undefined` otherwise.
+   */
+  get detected(): string | undefined {
+    return this.#detected;
+  }
+
+  /** What Connect got that made the connection switch to gRPC; `undefined` if it did not. */
+  get switchedFrom(): string | undefined {
+    return this.#switchedFrom;
+  }
+
+  /**
+   * Switches to gRPC if Connect's answers said the plugin speaks only that
+   * ({@linkcode PluginConnection.detected}): the Connect connections are dropped and
+   * {@linkcode PluginConnection.transport} speaks gRPC from now on.
+   *
+   * @returns Whether it switched.
+   */
+  switchToGrpcIfDetected(): boolean {
+    const detected = this.#detected;
+    if (detected === undefined || this.#closed || this.#protocol !== "connect") return false;
+    this.#current.close();
+    this.#protocol = "grpc";
+    this.#switchedFrom = detected;
+    this.#detected = undefined;
+    this.#current = this.#open();
+    const stable = this.transport as { -readonly [K in keyof Transport]: Transport[K] };
+    stable.unary = this.#current.transport.unary;
+    stable.stream = this.#current.transport.stream;
+    return true;
+  }
+
+  /**
+   * Runs `use` on the transport, and once more over gRPC if it failed after Connect's
+   * answers said the plugin speaks only gRPC.
+   *
+   * @param use What to do with the transport.
+   * @param isAnswer Tells failures that are an answer understood (no such method,
+   * say), which no protocol would change: they are thrown as they are.
+   * @returns What `use` resolved.
+   */
+  async run<T>(
+    use: (transport: Transport) => Promise<T>,
+    isAnswer?: (error: unknown) => boolean,
+  ): Promise<T> {
+    try {
+      return await use(this.transport);
+    } catch (error) {
+      if (isAnswer?.(error) || !this.switchToGrpcIfDetected()) throw error;
+      return await use(this.transport);
+    }
+  }
+
+  /** Drops every connection; later calls fail UNAVAILABLE. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    this.#current.close();
+  }
+
+  #open(): PluginTransport {
+    const protocol = this.#protocol;
+    return createPluginTransport(this.endpoint, protocol, {
+      token: this.#token,
+      onResponse: this.#auto && protocol === "connect"
+        ? (status, contentType) => {
+          if (looksLikeGrpcServer(status, contentType)) {
+            this.#detected = `HTTP ${status} ${contentType || "without a content type"}`;
+          }
+        }
+        : undefined,
+    });
+  }
+}
+
+/**
+ * A fresh per-plugin token: 32 random bytes, base64url.
+ *
+ * @returns The token.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { randomToken } from "./transport.ts";
+ * assert.match(randomToken(), /^[\w-]{43}$/);
+ * ```
+ */
+export function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/**
+ * What to add to an UNAUTHENTICATED failure's message so that a person knows how to
+ * give the plugin its token; nothing for other codes.
+ *
+ * @param code The failure's code.
+ * @returns The hint, starting with a space, or `""`.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Code } from "@connectrpc/connect";
+ * import { tokenHint } from "./transport.ts";
+ * assert.match(tokenHint(Code.Unauthenticated), /--token-file/);
+ * assert.equal(tokenHint(Code.NotFound), "");
+ * ```
+ */
+export function tokenHint(code: Code): string {
+  return code === Code.Unauthenticated ? TOKEN_HINT : "";
+}
+
+const TOKEN_HINT = " (pass its token with --token, --token-file or $FTL_PLUGIN_TOKEN; " +
+  "run --token-file F saves it; run --no-auth starts a plugin without one)";
+
+/**
+ * `transport`, sending `authorization: Bearer <token>` on every call: for a transport
+ * made without the token (the one `spawn({ auth: false })` hands a readiness check).
+ *
+ * @param transport The transport to wrap.
+ * @param token The plugin's token.
+ * @returns The wrapping transport.
+ * @example
+ * ```ts
+ * import { createClient } from "@connectrpc/connect";
+ * import { EchoService } from "../gen/echo/v1/echo_pb.ts";
+ * import { PluginConnection, withToken } from "./transport.ts";
+ *
+ * const connection = new PluginConnection(new URL("http://127.0.0.1:1"));
+ * const client = createClient(EchoService, withToken(connection.transport, "s3cret"));
+ * connection.close();
+ * ```
+ */
+export function withToken(transport: Transport, token: string): Transport {
+  const header = (init: ConstructorParameters<typeof Headers>[0]) => {
+    const headers = new Headers(init);
+    headers.set("authorization", `Bearer ${token}`);
+    return headers;
+  };
+  return {
+    unary: (method, signal, timeoutMs, init, input, contextValues) =>
+      transport.unary(method, signal, timeoutMs, header(init), input, contextValues),
+    stream: (method, signal, timeoutMs, init, input, contextValues) =>
+      transport.stream(method, signal, timeoutMs, header(init), input, contextValues),
+  };
+}
+
+/**
  * Whether an answer to a Connect request says the server does not speak Connect, so
  * that gRPC is worth a try. A Connect server answers 200 with `application/proto` (or
  * `application/json`) and an error with a JSON body; pure gRPC servers answer
