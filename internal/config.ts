@@ -23,96 +23,16 @@
  */
 
 import { parseArgs } from "node:util";
+import type { Field, HasValue } from "./field.ts";
 
-/**
- * The value kinds a field can hold; the kind decides parsing and the usage placeholder.
- *
- * @example
- * ```ts
- * import { field, type FieldKind } from "./config.ts";
- * const kind: FieldKind = field.url().kind;
- * console.assert(kind === "url");
- * ```
- */
-export type FieldKind =
-  | "string"
-  | "number"
-  | "integer"
-  | "boolean"
-  | "url"
-  | "enum"
-  | "list";
-
-/**
- * Options shared by every field builder.
- *
- * @typeParam T The parsed value type, which `default` must match.
- * @example
- * ```ts
- * import { field, type FieldOptions } from "./config.ts";
- * const options: FieldOptions<number> = { env: "PORT", short: "p", help: "Port to listen on." };
- * console.assert(field.integer(options).options.env === "PORT");
- * ```
- */
-export interface FieldOptions<T> {
-  /** Long flag name without dashes; defaults to the kebab-case spec key. */
-  readonly flag?: string;
-  /** Environment variable consulted when the flag is absent. */
-  readonly env?: string;
-  /** Value used when neither the flag nor the environment variable is set. */
-  readonly default?: T;
-  /** Whether parsing fails when no flag, environment variable or default supplies a value. */
-  readonly required?: boolean;
-  /** One-line description shown in the usage text. */
-  readonly help?: string;
-  /** Usage heading this field is listed under; ungrouped fields appear under `Flags:`. */
-  readonly group?: string;
-  /** Single-letter short flag, such as `p` for `-p`. */
-  readonly short?: string;
-  /** Placeholder shown after `=` in the usage text instead of the type name. */
-  readonly placeholder?: string;
-}
-
-/**
- * A typed field descriptor produced by the {@linkcode field} builders.
- *
- * @typeParam T The parsed value type.
- * @typeParam D `true` when the parsed value can never be `undefined`.
- * @example
- * ```ts
- * import { type Field, field } from "./config.ts";
- * const port: Field<number, true> = field.integer({ default: 8080 });
- * console.assert(port.parse("80") === 80);
- * ```
- */
-export interface Field<T, D extends boolean = boolean> {
-  /** Which kind of value the field holds. */
-  readonly kind: FieldKind;
-  /** The options the field was declared with. */
-  readonly options: FieldOptions<T>;
-  /** Usage placeholder for the value, or `""` for booleans that take none. */
-  readonly placeholder: string;
-  /** Whether the parsed value can never be `undefined`; it carries `D` for type inference. */
-  readonly defined: D;
-  /** Converts one raw string, throwing an `Error` whose message is the reason it is invalid. */
-  readonly parse: (raw: string) => T;
-}
-
-/**
- * Resolves to `true` when options guarantee a value, via `required: true` or a `default`.
- *
- * @typeParam O The options object passed to a field builder.
- * @example
- * ```ts
- * import type { FieldOptions, HasValue } from "./config.ts";
- * const always: HasValue<{ required: true }> = true;
- * const maybe: HasValue<FieldOptions<string>> = false;
- * console.assert(always && !maybe);
- * ```
- */
-export type HasValue<O> = O extends { readonly required: true } ? true
-  : O extends { readonly default: NonNullable<unknown> } ? true
-  : false;
+export {
+  type Field,
+  field,
+  type FieldBuilders,
+  type FieldKind,
+  type FieldOptions,
+  type HasValue,
+} from "./field.ts";
 
 /**
  * A configuration spec: spec keys become the keys of the parsed value.
@@ -216,192 +136,6 @@ export class ConfigError extends Error {
   }
 }
 
-function make<T, D extends boolean>(
-  kind: FieldKind,
-  options: FieldOptions<T> = {},
-  placeholder: string,
-  parse: (raw: string) => T,
-): Field<T, D> {
-  // Booleans and lists always fall back to false / [] so they are always defined.
-  const defined = kind === "boolean" || kind === "list" ||
-    options.required === true || options.default !== undefined;
-  return { kind, options, placeholder, defined: defined as D, parse };
-}
-
-function toNumber(raw: string, integer: boolean): number {
-  const trimmed = raw.trim();
-  const n = Number(trimmed);
-  if (trimmed === "" || !Number.isFinite(n)) throw new Error("is not a number");
-  if (integer && !Number.isSafeInteger(n)) throw new Error("is not an integer");
-  return n;
-}
-
-const TRUTHY = ["true", "1", "yes"];
-const FALSY = ["false", "0", "no"];
-
-/**
- * Builders for typed field descriptors, one per value kind; {@linkcode field} implements it.
- *
- * @example
- * ```ts
- * import { field, type FieldBuilders } from "./config.ts";
- * const builders: FieldBuilders = field;
- * console.assert(builders.list().kind === "list");
- * ```
- */
-export interface FieldBuilders {
-  /**
-   * Declares a free-form string field.
-   *
-   * @param options Field options.
-   * @returns A string field descriptor.
-   * @example
-   * ```ts
-   * import { field, parseConfig } from "./config.ts";
-   * const r = parseConfig({ bind: field.string({ default: "127.0.0.1" }) }, { args: [], env: {}, name: "x" });
-   * if (r.kind === "config") console.assert(r.config.bind === "127.0.0.1");
-   * ```
-   */
-  string<const O extends FieldOptions<string> = FieldOptions<string>>(
-    options?: O,
-  ): Field<string, HasValue<O>>;
-  /**
-   * Declares a finite number field.
-   *
-   * @param options Field options.
-   * @returns A number field descriptor.
-   * @example
-   * ```ts
-   * import { field, parseConfig } from "./config.ts";
-   * const r = parseConfig({ ratio: field.number() }, { args: ["--ratio=0.5"], env: {}, name: "x" });
-   * if (r.kind === "config") console.assert(r.config.ratio === 0.5);
-   * ```
-   */
-  number<const O extends FieldOptions<number> = FieldOptions<number>>(
-    options?: O,
-  ): Field<number, HasValue<O>>;
-  /**
-   * Declares a safe-integer field.
-   *
-   * @param options Field options.
-   * @returns An integer field descriptor.
-   * @example
-   * ```ts
-   * import { field, parseConfig } from "./config.ts";
-   * const r = parseConfig({ port: field.integer({ env: "PORT" }) }, { args: [], env: { PORT: "80" }, name: "x" });
-   * if (r.kind === "config") console.assert(r.config.port === 80);
-   * ```
-   */
-  integer<const O extends FieldOptions<number> = FieldOptions<number>>(
-    options?: O,
-  ): Field<number, HasValue<O>>;
-  /**
-   * Declares an on/off switch, set by `--flag`, `--no-flag` or `--flag=true|false`; it defaults to `false`.
-   *
-   * @param options Field options.
-   * @returns A boolean field descriptor.
-   * @example
-   * ```ts
-   * import { field, parseConfig } from "./config.ts";
-   * const r = parseConfig({ verbose: field.boolean() }, { args: ["--verbose"], env: {}, name: "x" });
-   * if (r.kind === "config") console.assert(r.config.verbose);
-   * ```
-   */
-  boolean(options?: FieldOptions<boolean>): Field<boolean, true>;
-  /**
-   * Declares an absolute URL field, parsed into a `URL` object.
-   *
-   * @param options Field options.
-   * @returns A URL field descriptor.
-   * @example
-   * ```ts
-   * import { field, parseConfig } from "./config.ts";
-   * const r = parseConfig({ endpoint: field.url() }, { args: ["--endpoint", "http://h:1/"], env: {}, name: "x" });
-   * if (r.kind === "config") console.assert(r.config.endpoint?.port === "1");
-   * ```
-   */
-  url<const O extends FieldOptions<URL> = FieldOptions<URL>>(
-    options?: O,
-  ): Field<URL, HasValue<O>>;
-  /**
-   * Declares a field restricted to fixed values, typed as their literal union.
-   *
-   * @param values The allowed values.
-   * @param options Field options.
-   * @returns An enum field descriptor.
-   * @example
-   * ```ts
-   * import { field, parseConfig } from "./config.ts";
-   * const r = parseConfig({ mode: field.enum(["a", "b"], { default: "a" }) }, { args: [], env: {}, name: "x" });
-   * if (r.kind === "config") console.assert(r.config.mode === "a");
-   * ```
-   */
-  enum<
-    const V extends readonly string[],
-    const O extends FieldOptions<V[number]> = FieldOptions<V[number]>,
-  >(values: V, options?: O): Field<V[number], HasValue<O>>;
-  /**
-   * Declares a string list, filled by repeating the flag or comma-separating values; it defaults to `[]`.
-   *
-   * @param options Field options.
-   * @returns A list field descriptor.
-   * @example
-   * ```ts
-   * import { field, parseConfig } from "./config.ts";
-   * const r = parseConfig({ tag: field.list() }, { args: ["--tag", "a,b", "--tag", "c"], env: {}, name: "x" });
-   * if (r.kind === "config") console.assert(r.config.tag.length === 3);
-   * ```
-   */
-  list(options?: FieldOptions<string[]>): Field<string[], true>;
-}
-
-/**
- * The field builders; see {@linkcode FieldBuilders} for each one.
- *
- * @example
- * ```ts
- * import { field } from "./config.ts";
- * const spec = { port: field.integer({ env: "PORT", default: 80 }), tags: field.list() };
- * console.assert(spec.port.kind === "integer");
- * ```
- */
-export const field: FieldBuilders = {
-  string: (options) => make("string", options, "STRING", (raw) => raw),
-  number: (options) => make("number", options, "NUMBER", (raw) => toNumber(raw, false)),
-  integer: (options) => make("integer", options, "INT", (raw) => toNumber(raw, true)),
-  boolean: (options) =>
-    make("boolean", options, "", (raw) => {
-      const lower = raw.trim().toLowerCase();
-      if (TRUTHY.includes(lower)) return true;
-      if (FALSY.includes(lower)) return false;
-      throw new Error("is not a boolean (want true/false, 1/0 or yes/no)");
-    }),
-  url: (options) =>
-    make("url", options, "URL", (raw) => {
-      try {
-        return new URL(raw);
-      } catch {
-        throw new Error("is not a URL");
-      }
-    }),
-  enum: (values, options) =>
-    make("enum", options, values.join("|"), (raw) => {
-      const found = values.find((v) => v === raw);
-      if (found === undefined) {
-        throw new Error(`is not one of ${values.join(", ")}`);
-      }
-      return found;
-    }),
-  // Trim and drop empties so `a, b` and a trailing comma behave as people expect.
-  list: (options) =>
-    make(
-      "list",
-      options,
-      "STRING,...",
-      (raw) => raw.split(",").map((s) => s.trim()).filter(Boolean),
-    ),
-};
-
 interface Entry {
   key: string;
   field: Field<unknown>;
@@ -436,17 +170,118 @@ function label({ flag, field }: Entry): string {
   return field.options.env ? `--${flag} (env ${field.options.env})` : `--${flag}`;
 }
 
-function showDefault(value: unknown): string {
+function showDefault({ options: { default: value }, format }: Field<unknown>): string {
+  if (value === undefined || value === null) return "";
+  if (format) return format(value);
   if (Array.isArray(value)) return value.join(",");
-  return value instanceof URL ? value.href : String(value ?? "");
+  return value instanceof URL ? value.href : String(value);
 }
 
 /**
- * Renders usage text: the usage line, the description, then flags grouped by
- * heading with a final `Built-in:` group for `--help`. It has no trailing newline.
+ * One positional argument of a command, for {@linkcode parseCommand}.
+ *
+ * @example
+ * ```ts
+ * import type { Positional } from "./config.ts";
+ * const url: Positional = { usage: "<URL>", required: true, help: "The plugin's URL." };
+ * console.assert(url.required);
+ * ```
+ */
+export interface Positional {
+  /** How it shows in the usage line, such as `<URL>` or `[JSON|-]`. */
+  readonly usage: string;
+  /** One-line description, listed under `Arguments:` in the usage text. */
+  readonly help?: string;
+  /** Whether parsing fails when it is absent. */
+  readonly required?: boolean;
+  /** Its value when absent. */
+  readonly default?: string;
+  /** The message when a required one is absent; `missing <usage>` if not given. */
+  readonly missing?: string;
+}
+
+/**
+ * A command's positional arguments, in order: spec keys become the keys of the parsed value.
+ *
+ * @example
+ * ```ts
+ * import type { PositionalSpec } from "./config.ts";
+ * const spec = { target: { usage: "<URL>", required: true } } satisfies PositionalSpec;
+ * console.assert(spec.target.usage === "<URL>");
+ * ```
+ */
+export type PositionalSpec = Record<string, Positional>;
+
+/**
+ * The parsed positional arguments for a spec: required ones and those with a default
+ * are never `undefined`.
+ *
+ * @typeParam P The positional spec.
+ * @example
+ * ```ts
+ * import type { PositionalValue } from "./config.ts";
+ * const spec = { url: { usage: "<URL>", required: true as const }, json: { usage: "[JSON]" } };
+ * const value: PositionalValue<typeof spec> = { url: "http://x", json: undefined };
+ * console.assert(value.url === "http://x");
+ * ```
+ */
+export type PositionalValue<P extends PositionalSpec> = {
+  [K in keyof P]: HasValue<P[K]> extends true ? string : string | undefined;
+};
+
+/**
+ * The arguments after `--`, which a command hands on untouched (to a program it runs).
+ *
+ * @example
+ * ```ts
+ * import type { Passthrough } from "./config.ts";
+ * const exe: Passthrough = { usage: "<exe> [args…]", required: true };
+ * console.assert(exe.required);
+ * ```
+ */
+export interface Passthrough {
+  /** How they show in the usage line after `--`, such as `<exe> [args…]`. */
+  readonly usage: string;
+  /** One-line description, listed under `Arguments:` in the usage text. */
+  readonly help?: string;
+  /** Whether parsing fails when there are none. */
+  readonly required?: boolean;
+  /** The message when required ones are absent; `missing -- <usage>` if not given. */
+  readonly missing?: string;
+  /** Said after `unexpected argument "x":` when an extra argument comes before `--`. */
+  readonly misplaced?: string;
+}
+
+/**
+ * What the usage text of a program or command shows besides its flags.
+ *
+ * @example
+ * ```ts
+ * import { field, formatUsage, type UsageOptions } from "./config.ts";
+ * const options: UsageOptions = { name: "t", footer: "Exit codes: 0 ok." };
+ * console.assert(formatUsage({ n: field.integer() }, options).endsWith("Exit codes: 0 ok."));
+ * ```
+ */
+export interface UsageOptions {
+  /** Program name shown in the usage line (a command's includes the program's). */
+  readonly name: string;
+  /** Description shown under the usage line. */
+  readonly description?: string;
+  /** Positional arguments, shown in the usage line and, with help, under `Arguments:`. */
+  readonly positionals?: PositionalSpec;
+  /** The arguments after `--`, shown in the usage line and, with help, under `Arguments:`. */
+  readonly passthrough?: Passthrough;
+  /** Text after the flags, such as notes and exit codes. */
+  readonly footer?: string;
+}
+
+/**
+ * Renders usage text: the usage line, the description, the arguments that have help,
+ * then flags grouped by heading with a final `Built-in:` group for `--help`, then the
+ * footer. It has no trailing newline.
  *
  * @param spec The configuration spec.
- * @param options Program name and optional description.
+ * @param options Program name, and optionally description, arguments and footer.
  * @returns The usage text.
  * @example
  * ```ts
@@ -455,17 +290,23 @@ function showDefault(value: unknown): string {
  * console.assert(text.startsWith("Usage: echo [flags]"));
  * ```
  */
-export function formatUsage(
-  spec: ConfigSpec,
-  options: { name: string; description?: string },
-): string {
-  // Seeding "Flags" first keeps ungrouped fields ahead of named groups.
-  const groups = new Map<string, [string, string][]>([["Flags", []]]);
+export function formatUsage(spec: ConfigSpec, options: UsageOptions): string {
+  const { positionals = {}, passthrough } = options;
+  const args: [string, string | undefined][] = Object.values(positionals).map((p) => [
+    p.usage,
+    p.help,
+  ]);
+  if (passthrough) args.push([`-- ${passthrough.usage}`, passthrough.help]);
+  // Seeding "Arguments" and "Flags" first keeps them ahead of named groups.
+  const groups = new Map<string, [string, string][]>([
+    ["Arguments", args.flatMap(([left, help]) => help ? [[left, help]] : [])],
+    ["Flags", []],
+  ]);
   for (const entry of resolve(spec)) {
     const { options: o, placeholder, kind } = entry.field;
     const ph = kind === "boolean" ? "" : `=${o.placeholder ?? placeholder}`;
     const left = `${o.short ? `-${o.short}, ` : "    "}--${entry.flag}${ph}`;
-    const def = showDefault(o.default);
+    const def = showDefault(entry.field);
     const right = [
       o.help,
       o.env && `($${o.env})`,
@@ -479,7 +320,9 @@ export function formatUsage(
   groups.set("Built-in", [...(groups.get("Built-in") ?? []), help]);
   const rows = [...groups.values()].flat();
   const width = Math.max(...rows.map(([left]) => left.length));
-  const lines = [`Usage: ${options.name} [flags]`];
+  const line = [`Usage: ${options.name} [flags]`, ...args.map(([left]) => left)];
+  if (passthrough && !passthrough.required) line.push(`[${line.pop()}]`);
+  const lines = [line.join(" ")];
   if (options.description) lines.push("", options.description);
   for (const [heading, group] of groups) {
     if (group.length === 0) continue;
@@ -488,43 +331,30 @@ export function formatUsage(
       lines.push(`  ${left.padEnd(width)}  ${right}`.trimEnd());
     }
   }
+  if (options.footer) lines.push("", options.footer);
   return lines.join("\n");
 }
 
 /**
- * Parses arguments and environment against a spec; flags beat environment
- * variables, which beat defaults.
- *
- * @param spec The configuration spec.
- * @param options Arguments, environment, program name and description.
- * @returns The parsed configuration, or usage text when `--help` or `-h` was given.
- * @throws {ConfigError} On unknown flags, positional arguments, missing or invalid values.
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { field, parseConfig } from "./config.ts";
- *
- * const spec = {
- *   bind: field.string({ env: "BIND", required: true }),
- *   verbose: field.boolean({ short: "v" }),
- * };
- * const r = parseConfig(spec, { args: ["-v"], env: { BIND: ":80" }, name: "echo" });
- * assert.deepEqual(r, { kind: "config", config: { bind: ":80", verbose: true } });
- * ```
+ * Reads flags and environment into the values of `entries`, or `undefined` when help
+ * was asked for; hands every positional argument to `positional`.
  */
-export function parseConfig<S extends ConfigSpec>(
-  spec: S,
-  options: ParseConfigOptions,
-): ParseConfigResult<S> {
-  const entries = resolve(spec);
-  const usage = formatUsage(spec, options);
-  const fail = (message: string): never => {
-    throw new ConfigError(message, usage);
-  };
+function readFlags(
+  entries: Entry[],
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  fail: (message: string) => never,
+  positional: (value: string) => void,
+): Record<string, unknown> | undefined {
   const convert = (entry: Entry, raw: string, source: string): unknown => {
     try {
       return entry.field.parse(raw);
     } catch (e) {
+      const { accepts, env } = entry.field.options;
+      if (accepts !== undefined) {
+        const from = source === `$${env}` ? ` (from ${source})` : "";
+        return fail(`${label(entry)} must be ${accepts}, not ${JSON.stringify(raw)}${from}`);
+      }
       const reason = e instanceof Error ? e.message : String(e);
       return fail(
         `${label(entry)}: ${JSON.stringify(raw)} ${reason} (from ${source})`,
@@ -534,7 +364,7 @@ export function parseConfig<S extends ConfigSpec>(
 
   const byFlag = new Map(entries.map((e) => [e.flag, e]));
   const { tokens } = parseArgs({
-    args: [...options.args],
+    args: [...args],
     strict: false,
     allowPositionals: true,
     tokens: true,
@@ -557,15 +387,11 @@ export function parseConfig<S extends ConfigSpec>(
     t.kind === "option" &&
     (t.name === "help" ||
       (!t.inlineValue && (t.value === "--help" || t.value === "-h")));
-  if (tokens.some(asksHelp)) {
-    return { kind: "help", text: usage };
-  }
+  if (tokens.some(asksHelp)) return undefined;
 
   const fromFlags = new Map<string, unknown>();
   for (const token of tokens) {
-    if (token.kind === "positional") {
-      fail(`unexpected argument ${JSON.stringify(token.value)}`);
-    }
+    if (token.kind === "positional") positional(token.value);
     if (token.kind !== "option") continue;
     const { name, rawName, value, inlineValue } = token;
     const entry = byFlag.get(name);
@@ -600,11 +426,11 @@ export function parseConfig<S extends ConfigSpec>(
   for (const entry of entries) {
     const { kind, options: o } = entry.field;
     // Empty variables are treated as unset, since shells and compose files export them that way.
-    const env = o.env === undefined ? undefined : options.env[o.env] || undefined;
+    const fromEnv = o.env === undefined ? undefined : env[o.env] || undefined;
     let value = fromFlags.has(entry.key)
       ? fromFlags.get(entry.key)
-      : env !== undefined
-      ? convert(entry, env, `$${o.env}`)
+      : fromEnv !== undefined
+      ? convert(entry, fromEnv, `$${o.env}`)
       : Array.isArray(o.default)
       ? [...o.default]
       : o.default;
@@ -613,6 +439,168 @@ export function parseConfig<S extends ConfigSpec>(
     if (value === undefined && o.required) fail(`${label(entry)} is required`);
     config[entry.key] = value;
   }
-  // The mapped type is what the spec promises; the loop above enforces it.
+  return config;
+}
+
+/** A function that throws the {@linkcode ConfigError} of `message` with `usage`. */
+function failWith(usage: string): (message: string) => never {
+  return (message) => {
+    throw new ConfigError(message, usage);
+  };
+}
+
+/**
+ * Parses arguments and environment against a spec; flags beat environment
+ * variables, which beat defaults.
+ *
+ * @param spec The configuration spec.
+ * @param options Arguments, environment, program name and description.
+ * @returns The parsed configuration, or usage text when `--help` or `-h` was given.
+ * @throws {ConfigError} On unknown flags, positional arguments, missing or invalid values.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { field, parseConfig } from "./config.ts";
+ *
+ * const spec = {
+ *   bind: field.string({ env: "BIND", required: true }),
+ *   verbose: field.boolean({ short: "v" }),
+ * };
+ * const r = parseConfig(spec, { args: ["-v"], env: { BIND: ":80" }, name: "echo" });
+ * assert.deepEqual(r, { kind: "config", config: { bind: ":80", verbose: true } });
+ * ```
+ */
+export function parseConfig<S extends ConfigSpec>(
+  spec: S,
+  options: ParseConfigOptions,
+): ParseConfigResult<S> {
+  const entries = resolve(spec);
+  const usage = formatUsage(spec, options);
+  const fail = failWith(usage);
+  const config = readFlags(entries, options.args, options.env, fail, (value) => {
+    fail(`unexpected argument ${JSON.stringify(value)}`);
+  });
+  if (config === undefined) return { kind: "help", text: usage };
+  // The mapped type is what the spec promises; readFlags enforces it.
   return { kind: "config", config: config as ConfigValue<S> };
+}
+
+/**
+ * A command of a program with several (`git commit`, `ftl-plugin call`): its flags,
+ * positional arguments, arguments after `--` and the texts of its usage.
+ *
+ * @typeParam S The flags' configuration spec.
+ * @typeParam P The positional spec.
+ * @example
+ * ```ts
+ * import { type CommandSpec, field } from "./config.ts";
+ * const ping = {
+ *   name: "tool ping",
+ *   flags: { json: field.boolean() },
+ *   positionals: { url: { usage: "<URL>", required: true } },
+ * } satisfies CommandSpec;
+ * console.assert(ping.positionals.url.required);
+ * ```
+ */
+export interface CommandSpec<
+  S extends ConfigSpec = ConfigSpec,
+  P extends PositionalSpec = PositionalSpec,
+> extends UsageOptions {
+  /** The command's flags. */
+  readonly flags: S;
+  /** The command's positional arguments, in order; none if absent. */
+  readonly positionals?: P;
+}
+
+/**
+ * The outcome of {@linkcode parseCommand}: flags, positional arguments and the
+ * arguments after `--`, or usage text because help was requested.
+ *
+ * @typeParam S The flags' configuration spec.
+ * @typeParam P The positional spec.
+ * @example
+ * ```ts
+ * import { field, parseCommand, type ParseCommandResult } from "./config.ts";
+ * const command = { name: "t", flags: { n: field.integer() } };
+ * const r: ParseCommandResult<typeof command.flags, Record<never, never>> =
+ *   parseCommand(command, { args: ["-h"], env: {} });
+ * console.assert(r.kind === "help");
+ * ```
+ */
+export type ParseCommandResult<S extends ConfigSpec, P extends PositionalSpec> =
+  | { kind: "config"; config: ConfigValue<S>; args: PositionalValue<P>; rest: string[] }
+  | { kind: "help"; text: string };
+
+/**
+ * Parses a command's arguments and environment against its spec: flags as
+ * {@linkcode parseConfig} does, positional arguments in order, and (with a
+ * `passthrough`) everything after the first `--` untouched.
+ *
+ * @param command The command's spec.
+ * @param input Its arguments (after the command's name) and the environment.
+ * @returns The parsed command, or its usage text when `--help` or `-h` came before `--`.
+ * @throws {ConfigError} On unknown flags, missing or invalid values, missing or extra arguments.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { field, parseCommand } from "./config.ts";
+ *
+ * const run = {
+ *   name: "tool run",
+ *   flags: { dir: field.string({ default: "." }) },
+ *   positionals: { mode: { usage: "[MODE]", default: "fast" } },
+ *   passthrough: { usage: "<exe> [args…]", required: true },
+ * };
+ * const r = parseCommand(run, { args: ["--dir=/tmp", "--", "ls", "-l"], env: {} });
+ * assert.deepEqual(r, {
+ *   kind: "config",
+ *   config: { dir: "/tmp" },
+ *   args: { mode: "fast" },
+ *   rest: ["ls", "-l"],
+ * });
+ * ```
+ */
+export function parseCommand<
+  S extends ConfigSpec,
+  const P extends PositionalSpec = Record<never, never>,
+>(
+  command: CommandSpec<S, P>,
+  input: { readonly args: readonly string[]; readonly env: Record<string, string | undefined> },
+): ParseCommandResult<S, P> {
+  const usage = formatUsage(command.flags, command);
+  const fail = failWith(usage);
+  const { passthrough } = command;
+  const dash = passthrough ? input.args.indexOf("--") : -1;
+  const positionals = Object.entries(command.positionals ?? {});
+  const given: string[] = [];
+  const config = readFlags(
+    resolve(command.flags),
+    dash === -1 ? input.args : input.args.slice(0, dash),
+    input.env,
+    fail,
+    (value) => {
+      if (given.length === positionals.length) {
+        const hint = passthrough?.misplaced ? `: ${passthrough.misplaced}` : "";
+        fail(`unexpected argument ${JSON.stringify(value)}${hint}`);
+      }
+      given.push(value);
+    },
+  );
+  if (config === undefined) return { kind: "help", text: usage };
+  const args: Record<string, string | undefined> = {};
+  positionals.forEach(([key, p], i) => {
+    args[key] = given[i] ?? p.default;
+    if (args[key] === undefined && p.required) fail(p.missing ?? `missing ${p.usage}`);
+  });
+  const rest = dash === -1 ? [] : input.args.slice(dash + 1);
+  if (passthrough?.required && rest.length === 0) {
+    fail(passthrough.missing ?? `missing -- ${passthrough.usage}`);
+  }
+  // The mapped types are what the spec promises; the checks above enforce them.
+  return {
+    kind: "config",
+    config: config as ConfigValue<S>,
+    args: args as PositionalValue<P>,
+    rest,
+  };
 }

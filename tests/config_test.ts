@@ -1,12 +1,15 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
+  type CommandSpec,
   ConfigError,
   type ConfigSpec,
   field,
   formatUsage,
+  parseCommand,
   parseConfig,
 } from "../internal/config.ts";
+import { formatDuration, parseDuration } from "../internal/duration.ts";
 
 const spec = {
   port: field.integer({
@@ -389,5 +392,205 @@ describe("types", () => {
     if (result.kind !== "config") throw new Error("expected config");
     const u: URL = result.config.u;
     assert.equal(u.href, "http://x/");
+  });
+});
+
+describe("field.duration, field.custom and accepts", () => {
+  const extra = {
+    timeout: field.duration({ env: "T", default: 30_000 }),
+    wait: field.duration(),
+    level: field.custom({
+      placeholder: "LEVEL",
+      parse: (raw) => ({ low: 1, high: 2 } as Record<string, number>)[raw] ?? fail(raw),
+      format: (n: number) => (n === 1 ? "low" : "high"),
+    }, { default: 1 }),
+    bind: field.enum(["tcp", "unix"], { env: "B", accepts: "tcp or unix" }),
+  };
+  function fail(raw: string): never {
+    throw new Error(`is not low or high (${raw})`);
+  }
+  const parse = (args: string[], env: Record<string, string> = {}) => {
+    const r = parseConfig(extra, { args, env, name: "t" });
+    if (r.kind !== "config") throw new Error("expected config");
+    return r.config;
+  };
+  const errorOf = (args: string[], env: Record<string, string> = {}): string => {
+    try {
+      parse(args, env);
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      return e.message;
+    }
+    throw new Error("expected a ConfigError");
+  };
+
+  it("reads Go-style durations into milliseconds, from flags and env", () => {
+    assert.equal(parse([]).timeout, 30_000);
+    assert.equal(parse([]).wait, undefined);
+    assert.equal(parse(["--wait", "1m30s"]).wait, 90_000);
+    assert.equal(parse(["--wait=500ms"]).wait, 500);
+    assert.equal(parse([], { T: "2h" }).timeout, 7_200_000);
+  });
+
+  it("rejects a bad duration naming the flag", () => {
+    assert.equal(
+      errorOf(["--wait", "soon"]),
+      '--wait: "soon" is not a duration (try 500ms, 30s, 2m or 1m30s) (from --wait)',
+    );
+    assert.match(errorOf(["--wait", "0s"]), /is not a duration/);
+  });
+
+  it("parseDuration and formatDuration read each other", () => {
+    assert.equal(parseDuration("1m30s"), 90_000);
+    assert.throws(() => parseDuration("1x"), /"1x" is not a duration/);
+    for (const ms of [250, 1_000, 30_000, 90_000, 3_600_000, 3_723_004]) {
+      assert.equal(parseDuration(formatDuration(ms)), ms);
+    }
+    assert.equal(formatDuration(0), "0s");
+  });
+
+  it("parses a custom field with its own parser and reason", () => {
+    assert.equal(parse([]).level, 1);
+    assert.equal(parse(["--level", "high"]).level, 2);
+    assert.equal(
+      errorOf(["--level", "mid"]),
+      '--level: "mid" is not low or high (mid) (from --level)',
+    );
+  });
+
+  it("says what a field accepts when it is given that in words", () => {
+    assert.equal(errorOf(["--bind", "x"]), '--bind (env B) must be tcp or unix, not "x"');
+    assert.equal(
+      errorOf([], { B: "y" }),
+      '--bind (env B) must be tcp or unix, not "y" (from $B)',
+    );
+  });
+
+  it("shows durations and custom defaults in usage as they are typed", () => {
+    const text = formatUsage(extra, { name: "t" });
+    assert.match(text, /--timeout=DURATION +\(\$T\) \[default: 30s\]/);
+    assert.match(text, /--level=LEVEL +\[default: low\]/);
+  });
+});
+
+describe("parseCommand", () => {
+  const call = {
+    name: "tool call",
+    description: "Calls a method.",
+    flags: { json: field.boolean(), dir: field.string({ default: "." }) },
+    positionals: {
+      target: { usage: "<URL>", required: true, missing: "call needs a target", help: "Where." },
+      method: { usage: "<Method>", required: true },
+      input: { usage: "[JSON]", default: "{}" },
+    },
+    passthrough: { usage: "args…", misplaced: "plugin arguments go after --", help: "For it." },
+    footer: "Exit codes: 0 fine.",
+  } satisfies CommandSpec;
+  const run = {
+    name: "tool run",
+    flags: {},
+    passthrough: { usage: "<exe> [args…]", required: true, missing: "no plugin to run" },
+  };
+  const ping = {
+    name: "tool ping",
+    flags: { wait: field.duration() },
+    positionals: { url: { usage: "<URL>", required: true } },
+  };
+  const errorOf = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      assert.ok(e.usage.startsWith("Usage: tool "));
+      return e.message;
+    }
+    throw new Error("expected a ConfigError");
+  };
+
+  it("takes positionals in order, defaults, and what follows -- untouched", () => {
+    const r = parseCommand(call, {
+      args: ["http://x", "--json", "a.B/C", "--", "--json", "-h"],
+      env: {},
+    });
+    assert.deepEqual(r, {
+      kind: "config",
+      config: { json: true, dir: "." },
+      args: { target: "http://x", method: "a.B/C", input: "{}" },
+      rest: ["--json", "-h"],
+    });
+  });
+
+  it("types required and defaulted positionals as strings, others as optional", () => {
+    const r = parseCommand(call, { args: ["u", "m"], env: {} });
+    if (r.kind !== "config") throw new Error("expected config");
+    const method: string = r.args.method;
+    const input: string = r.args.input;
+    const optional = { name: "t", flags: {}, positionals: { x: { usage: "[X]" } } };
+    const o = parseCommand(optional satisfies CommandSpec, { args: [], env: {} });
+    if (o.kind !== "config") throw new Error("expected config");
+    // @ts-expect-error neither required nor defaulted: it may be undefined
+    const none: string = o.args.x;
+    assert.deepEqual([method, input, none], ["m", "{}", undefined]);
+  });
+
+  it("names a missing positional with its message, or by its usage", () => {
+    assert.equal(errorOf(() => parseCommand(call, { args: [], env: {} })), "call needs a target");
+    assert.equal(errorOf(() => parseCommand(call, { args: ["u"], env: {} })), "missing <Method>");
+  });
+
+  it("rejects an extra positional, saying where it belongs", () => {
+    assert.equal(
+      errorOf(() => parseCommand(call, { args: ["u", "m", "{}", "x"], env: {} })),
+      'unexpected argument "x": plugin arguments go after --',
+    );
+    assert.equal(
+      errorOf(() => parseCommand(ping, { args: ["u", "v"], env: {} })),
+      'unexpected argument "v"',
+    );
+  });
+
+  it("requires the arguments after -- when the spec says so", () => {
+    assert.equal(errorOf(() => parseCommand(run, { args: [], env: {} })), "no plugin to run");
+    assert.equal(errorOf(() => parseCommand(run, { args: ["--"], env: {} })), "no plugin to run");
+    const r = parseCommand(run, { args: ["--", "deno", "run", "--help"], env: {} });
+    assert.deepEqual(r.kind === "config" && r.rest, ["deno", "run", "--help"]);
+  });
+
+  it("takes a positional after -- as a positional without a passthrough", () => {
+    const r = parseCommand(ping, { args: ["--wait=1s", "--", "http://x"], env: {} });
+    assert.deepEqual(r.kind === "config" && [r.config.wait, r.args.url, r.rest], [
+      1_000,
+      "http://x",
+      [],
+    ]);
+  });
+
+  it("returns help before --, not after it, and before a missing positional", () => {
+    assert.equal(parseCommand(call, { args: ["--help"], env: {} }).kind, "help");
+    assert.equal(parseCommand(run, { args: ["-h", "--", "x"], env: {} }).kind, "help");
+    assert.equal(parseCommand(run, { args: ["--", "x", "--help"], env: {} }).kind, "config");
+  });
+
+  it("reports flag errors as parseConfig does", () => {
+    assert.equal(
+      errorOf(() => parseCommand(ping, { args: ["--bogus", "u"], env: {} })),
+      "unknown flag --bogus",
+    );
+  });
+
+  it("generates a usage line from the positionals and the passthrough", () => {
+    const help = parseCommand(call, { args: ["-h"], env: {} });
+    assert.equal(help.kind, "help");
+    const text = help.kind === "help" ? help.text : "";
+    const lines = text.split("\n");
+    assert.equal(lines[0], "Usage: tool call [flags] <URL> <Method> [JSON] [-- args…]");
+    assert.equal(text, formatUsage(call.flags, call));
+    assert.deepEqual(lines.filter((l) => /^\S.*:$/.test(l)), ["Arguments:", "Flags:", "Built-in:"]);
+    assert.match(text, /\n {2}<URL> +Where\.\n {2}-- args… +For it\.\n/);
+    assert.ok(text.endsWith("\n\nExit codes: 0 fine."));
+    assert.equal(
+      formatUsage(run.flags, run).split("\n")[0],
+      "Usage: tool run [flags] -- <exe> [args…]",
+    );
   });
 });
