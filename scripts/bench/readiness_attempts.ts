@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { spawn } from "../../host.ts";
 import { EchoService } from "../../gen/echo/v1/echo_pb.ts";
-import { Logger } from "../../internal/log.ts";
+import { Logger, LogLevel } from "../../internal/log.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const runtime = Deno.args[0] ?? "deno";
@@ -29,7 +29,7 @@ try {
     let lineArrived = NaN;
     const attempts: { started: number; ended: number }[] = [];
     const logger = new Logger({
-      level: 1,
+      level: LogLevel.Trace,
       write: (line) => {
         if (line.includes('"serving on ')) lineArrived = performance.now();
       },
