@@ -2,8 +2,9 @@
  * `deno task bench`: ours beside the peers, on this machine, in one go. Prints a table
  * per section and writes docs/BENCHMARKS.md (figures, ratios, an SVG chart, commands).
  *
- * Needs the npm build (`deno task build:npm`, for the Node guest and Node anchors) and
- * h2load (Debian's nghttp2-client: `apt-get install nghttp2-client`).
+ * Needs the npm build (`deno task build:npm`, for the Node guest and Node anchors; with
+ * `NPM_OUT` set, as for build:npm, the build there) and h2load (Debian's nghttp2-client:
+ * `apt-get install nghttp2-client`). Node rows run the first `node` on PATH.
  *
  * 1. Guest unary throughput, h2load -c 4 -m 16, Ping and Echo; our guests on each of their
  *    runtime's servers (the HTTP/2 engine and the runtime's own).
@@ -15,109 +16,84 @@
  * 7. Memory under load: a guest's peak RSS after 10 000 concurrent streams on one
  *    connection, and after a 100 MiB request.
  *
- * `--only=N` runs section N alone and writes nothing; `--quick` shortens every section;
- * `--from=FILE` writes the report again from the figures a run saved (it prints where),
- * for when only the report's text changed.
+ * Before and after a change (`--baseline=DIR`, DIR another checkout of this repository
+ * with its own npm build): the rows of 1, 2, 6 and 7 that a restructuring could slow,
+ * measured on DIR and on this checkout in the same run, interleaved
+ * (scripts/bench/before_after.ts). `--rounds=N` sets how many rounds.
+ *
+ * `--only=N` runs section N alone and writes nothing; `--only=baseline` runs the before and
+ * after comparison alone and writes its section into docs/BENCHMARKS.md in place;
+ * `--quick` shortens every section; `--from=FILE` writes the report again from the figures
+ * a run saved (it prints where), for when only the report's text changed.
+ *
+ *     deno task bench --only=baseline --baseline=../base
  *
  * @module
  */
 import { spawn as spawnProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { spawn } from "../host.ts";
 import { EchoRequestSchema, EchoService } from "../gen/echo/v1/echo_pb.ts";
-import { decodeLogEntry, type LogEntry, Logger } from "../internal/log.ts";
-import { freePort, waitForPort } from "./bench/_util.ts";
+import { decodeLogEntry, type LogEntry, Logger, LogLevel } from "../internal/log.ts";
+import { freePort } from "./bench/_util.ts";
+import {
+  type BeforeAfter,
+  beforeAfterSection,
+  measureBeforeAfter,
+  printVerdicts,
+  spliceSection,
+} from "./bench/before_after.ts";
+import {
+  connectHeaders,
+  deno,
+  fixtureCommand,
+  fmt,
+  grpcFrame,
+  grpcHeaders,
+  h2load,
+  median,
+  memoryLoad,
+  OUR_PAIRS,
+  ourRoundTrip,
+  ourStream,
+  pingLoad,
+  type Protocol,
+  type RoundTrip,
+  runJsonLine,
+  type Runtime,
+  type ServerKind,
+  startOurGuest,
+  startProcess,
+  type Tree,
+} from "./bench/measure.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const npmDir = join(root, "npm");
-const deno = Deno.execPath();
+/** This checkout: what every section measures, and the "after" of a comparison. */
+const here: Tree = { root, npm: Deno.env.get("NPM_OUT") || join(root, "npm") };
 const quick = Deno.args.includes("--quick");
 const requests = quick ? 20_000 : 100_000;
 /** Unmeasured requests each server answers before the measured runs. */
 const WARM_UP = quick ? 5_000 : 20_000;
+/** `--name=value`'s value, if given. */
+const flag = (name: string) =>
+  Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const baselineDir = flag("baseline");
+const roundsFlag = flag("rounds");
 
 // ---------------------------------------------------------------- helpers
 
-/** A server process started by {@link startProcess}. */
-interface Started {
-  pid: number;
-  stop: () => Promise<void>;
-}
-
-/** Starts a server process and waits until something listens on `port`. */
-async function startProcess(
-  cmd: string,
-  args: string[],
-  port: number,
-  env: Record<string, string> = {},
-): Promise<Started> {
-  const child = new Deno.Command(cmd, {
-    args,
-    env,
-    cwd: root,
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const stop = async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await child.status;
-  };
-  try {
-    await waitForPort(port);
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  return { pid: child.pid, stop };
-}
-
-/** Starts a server process that listens on `port`; returns a stopper. */
+/** Starts a server process of this checkout that listens on `port`; returns a stopper. */
 async function startServer(
   cmd: string,
   args: string[],
   port: number,
   env: Record<string, string> = {},
 ): Promise<() => Promise<void>> {
-  return (await startProcess(cmd, args, port, env)).stop;
-}
-
-async function h2load(
-  url: string,
-  body: Uint8Array,
-  headers: string[],
-  count = requests,
-): Promise<number> {
-  const file = await Deno.makeTempFile();
-  await Deno.writeFile(file, body);
-  try {
-    const out = await new Deno.Command("h2load", {
-      args: [
-        "-n",
-        String(count),
-        "-c",
-        "4",
-        "-m",
-        "16",
-        "-d",
-        file,
-        ...headers.flatMap((h) => ["-H", h]),
-        url,
-      ],
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    const rps = /finished in [^,]+, ([\d.]+) req\/s/.exec(text)?.[1];
-    const succeeded = Number(/(\d+) succeeded/.exec(text)?.[1] ?? 0);
-    if (!rps || succeeded < count * 0.99) throw new Error(`h2load failed:\n${text}`);
-    return Number(rps);
-  } finally {
-    await Deno.remove(file);
-  }
+  return (await startProcess(root, cmd, args, port, env)).stop;
 }
 
 /** Runs of each measured Ping; the figure is their median. */
@@ -126,64 +102,27 @@ const PING_RUNS = quick ? 1 : 3;
 async function medianOf(measure: () => Promise<number>): Promise<number> {
   const values: number[] = [];
   for (let i = 0; i < PING_RUNS; i++) values.push(await measure());
-  return values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
-}
-
-function grpcFrame(message: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(5 + message.length);
-  new DataView(frame.buffer).setUint32(1, message.length);
-  frame.set(message, 5);
-  return frame;
+  return median(values);
 }
 
 const echoBody = toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "hello" }));
-// h2load cannot send an empty body (it mmaps the file), so Ping carries one unknown
-// field (number 15, varint 0), which protobuf ignores.
-const pingBody = new Uint8Array([0x78, 0x00]);
-const connectHeaders = ["content-type: application/proto", "connect-protocol-version: 1"];
-const grpcHeaders = ["content-type: application/grpc", "te: trailers"];
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
-const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits });
-
 // ---------------------------------------------------------------- 1. guest unary throughput
 
 interface ServerCase {
   name: string;
-  runtime: "deno" | "node";
-  protocol: "connect" | "grpc";
+  runtime: Runtime;
+  protocol: Protocol;
   start: (port: number) => Promise<() => Promise<void>>;
 }
 
-/** Which HTTP server a guest of ours runs on. */
-type ServerKind = "engine" | "native";
-
-/** The command of our echo guest (tests/fixtures/bench_guest.ts) on `runtime` and `server`. */
-function benchGuestCommand(runtime: "deno" | "node"): [string, string[]] {
-  return runtime === "deno"
-    ? [deno, ["run", "-A", "tests/fixtures/bench_guest.ts"]]
-    : ["node", [join(npmDir, "tests/fixtures/bench_guest.js")]];
-}
-
-/** Starts our echo guest on `runtime` with `server` answering, listening on `port`. */
-function startOurGuest(
-  runtime: "deno" | "node",
-  server: ServerKind,
-  port: number,
-): Promise<Started> {
-  const [cmd, args] = benchGuestCommand(runtime);
-  return startProcess(cmd, args, port, {
-    FTL_BIND: `http://127.0.0.1:${port}`,
-    BENCH_SERVER: server,
-  });
-}
-
-const ourGuest = (runtime: "deno" | "node", server: ServerKind) => async (port: number) =>
-  (await startOurGuest(runtime, server, port)).stop;
-const nodeFixture = (name: string) => join(npmDir, "tests/fixtures", name);
+const ourGuest = (runtime: Runtime, server: ServerKind) => async (port: number) =>
+  (await startOurGuest(here, runtime, server, port)).stop;
+const nodeFixture = (name: string) => join(here.npm, "tests/fixtures", name);
 
 /** Row names of our guests in section 1, by runtime and server. */
 const OURS = {
@@ -297,18 +236,13 @@ async function guestThroughput(): Promise<ThroughputRow[]> {
       const raw = c.name.startsWith("raw");
       // Every server gets the same unmeasured warm-up first, so that no figure
       // includes a JIT's first seconds.
-      if (c.protocol === "grpc") {
-        await h2load(`${base}/Ping`, grpcFrame(new Uint8Array()), grpcHeaders, WARM_UP);
-      } else await h2load(`${base}/Ping`, pingBody, connectHeaders, WARM_UP);
-      const [ping, echo] = c.protocol === "grpc"
-        ? [
-          await medianOf(() => h2load(`${base}/Ping`, grpcFrame(new Uint8Array()), grpcHeaders)),
-          raw ? NaN : await h2load(`${base}/Echo`, grpcFrame(echoBody), grpcHeaders),
-        ]
-        : [
-          await medianOf(() => h2load(`${base}/Ping`, pingBody, connectHeaders)),
-          raw ? NaN : await h2load(`${base}/Echo`, echoBody, connectHeaders),
-        ];
+      await pingLoad(port, c.protocol, WARM_UP);
+      const ping = await medianOf(() => pingLoad(port, c.protocol, requests));
+      const echo = raw
+        ? NaN
+        : c.protocol === "grpc"
+        ? await h2load(`${base}/Echo`, grpcFrame(echoBody), grpcHeaders, requests)
+        : await h2load(`${base}/Echo`, echoBody, connectHeaders, requests);
       rows.push({ name: c.name, runtime: c.runtime, protocol: c.protocol, ping, echo });
       console.log(`  ${c.name} (${c.protocol}): Ping ${fmt(ping)} req/s, Echo ${fmt(echo)} req/s`);
     } finally {
@@ -320,100 +254,50 @@ async function guestThroughput(): Promise<ThroughputRow[]> {
 
 // ---------------------------------------------------------------- 2. host → guest round trips
 
-interface RoundTripRow {
+interface RoundTripRow extends RoundTrip {
   name: string;
-  p50: number;
-  p99: number;
-  callsPerSecond: number;
 }
 
 /** Runs of each round-trip client; each figure is the median of them. */
 const CLIENT_RUNS = quick ? 1 : 3;
 
-async function runClient(cmd: string, args: string[]): Promise<Omit<RoundTripRow, "name">> {
-  const runs: Omit<RoundTripRow, "name">[] = [];
-  for (let i = 0; i < CLIENT_RUNS; i++) runs.push(await runClientOnce(cmd, args));
-  const median = (pick: (r: Omit<RoundTripRow, "name">) => number) =>
-    runs.map(pick).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+async function runClient(once: () => Promise<RoundTrip>): Promise<RoundTrip> {
+  const runs: RoundTrip[] = [];
+  for (let i = 0; i < CLIENT_RUNS; i++) runs.push(await once());
   return {
-    p50: median((r) => r.p50),
-    p99: median((r) => r.p99),
-    callsPerSecond: median((r) => r.callsPerSecond),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    callsPerSecond: median(runs.map((r) => r.callsPerSecond)),
   };
 }
 
-async function runClientOnce(
-  cmd: string,
-  args: string[],
-): Promise<Omit<RoundTripRow, "name">> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: root,
-    env: { DENO_BIN: deno },
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed`);
-  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+function logTrip(name: string, result: RoundTrip): void {
+  console.log(
+    `  ${name}: p50 ${result.p50.toFixed(3)} ms, p99 ${result.p99.toFixed(3)} ms, ${
+      fmt(result.callsPerSecond)
+    } calls/s at c=32`,
+  );
 }
 
 async function roundTrips(): Promise<RoundTripRow[]> {
   const rows: RoundTripRow[] = [];
-  const cases: [string, string, string[]][] = [
-    ["ours: Deno host → Deno guest (Connect)", deno, [
-      "run",
-      "-A",
-      "tests/fixtures/bench_client.ts",
-      "ours",
-      "deno",
-      "connect",
-    ]],
-    ["ours: Deno host → Deno guest (gRPC)", deno, [
-      "run",
-      "-A",
-      "tests/fixtures/bench_client.ts",
-      "ours",
-      "deno",
-      "grpc",
-    ]],
-    ["ours: Node host → Node guest (Connect)", "node", [
-      nodeFixture("bench_client.js"),
-      "ours",
-      "node",
-      "connect",
-    ]],
-    ["ours: Node host → Node guest (gRPC)", "node", [
-      nodeFixture("bench_client.js"),
-      "ours",
-      "node",
-      "grpc",
-    ]],
-  ];
-  for (const [name, cmd, args] of cases) {
-    const result = await runClient(cmd, args);
+  for (const [runtime, protocol, label] of OUR_PAIRS) {
+    const name = `ours: ${label}`;
+    const result = await runClient(() => ourRoundTrip(here, runtime, protocol));
     rows.push({ name, ...result });
-    console.log(
-      `  ${name}: p50 ${result.p50.toFixed(3)} ms, p99 ${result.p99.toFixed(3)} ms, ${
-        fmt(result.callsPerSecond)
-      } calls/s at c=32`,
-    );
+    logTrip(name, result);
   }
   const port = freePort();
   const stop = await startServer("node", [nodeFixture("grpc_plugin.js")], port, {
     FTL_BIND: `http://127.0.0.1:${port}`,
   });
   try {
-    const result = await runClient("node", [
-      nodeFixture("bench_client.js"),
-      "grpcjs",
-      String(port),
-    ]);
+    const result = await runClient(() =>
+      runJsonLine(root, "node", [nodeFixture("bench_client.js"), "grpcjs", String(port)])
+    );
     const name = "anchor: grpc-js client → grpc-js server";
     rows.push({ name, ...result });
-    console.log(
-      `  ${name}: p50 ${result.p50.toFixed(3)} ms, p99 ${result.p99.toFixed(3)} ms, ${
-        fmt(result.callsPerSecond)
-      } calls/s at c=32`,
-    );
+    logTrip(name, result);
   } finally {
     await stop();
   }
@@ -434,7 +318,7 @@ function memoryLogger(): { logger: Logger; entries: LogEntry[] } {
   const entries: LogEntry[] = [];
   return {
     entries,
-    logger: new Logger({ level: 5, write: (l) => entries.push(decodeLogEntry(l)!) }),
+    logger: new Logger({ level: LogLevel.Debug, write: (l) => entries.push(decodeLogEntry(l)!) }),
   };
 }
 
@@ -448,7 +332,7 @@ async function spawnToReady(): Promise<SpawnRow[]> {
     const command = runtime === "deno"
       ? { exe: deno, args: ["run", "-A", join(root, "examples/echo/plugin.ts")] }
       : runtime === "node"
-      ? { exe: "node", args: [join(npmDir, "examples/echo/plugin.js")] }
+      ? { exe: "node", args: [join(here.npm, "examples/echo/plugin.js")] }
       : {
         exe: deno,
         args: ["run", "-A", join(root, "tests/fixtures/test_plugin.ts")],
@@ -489,7 +373,7 @@ async function spawnToReady(): Promise<SpawnRow[]> {
 async function fiftyAtOnce(): Promise<{ allReadyMs: number; rssPerPluginMiB: number }> {
   const rss = () =>
     Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1]) / 1024;
-  const logger = new Logger({ level: 17, write: () => {} });
+  const logger = new Logger({ level: LogLevel.Error, write: () => {} });
   const base = await Deno.makeTempDir();
   const before = rss();
   const started = performance.now();
@@ -527,7 +411,7 @@ async function logForwarding(): Promise<{ ours: number; plain: number; mbPerSeco
   let done: () => void = () => {};
   const finished = new Promise<void>((r) => (done = r));
   const logger = new Logger({
-    level: 1,
+    level: LogLevel.Trace,
     write: (line) => {
       bytes += line.length;
       if (++count === lines) done();
@@ -594,18 +478,6 @@ const STREAM_MESSAGES = 10_000;
 /** Measured calls per client (after its own unmeasured ones); the figure is their median. */
 const STREAM_RUNS = quick ? 3 : 9;
 
-async function streamOnce(cmd: string, args: string[]): Promise<number[]> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: root,
-    env: { DENO_BIN: deno },
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed`);
-  const { ms } = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
-  return ms;
-}
-
 async function serverStreaming(): Promise<StreamRow[]> {
   const rows: StreamRow[] = [];
   const push = (name: string, all: number[]) => {
@@ -618,38 +490,20 @@ async function serverStreaming(): Promise<StreamRow[]> {
       } messages (median of ${all.length}; ${all[0].toFixed(1)}–${all.at(-1)!.toFixed(1)})`,
     );
   };
-  const streamArgs = [String(STREAM_MESSAGES), String(STREAM_RUNS)];
-  for (
-    const [runtime, protocol, label] of [
-      ["deno", "connect", "Deno host → Deno guest (Connect)"],
-      ["deno", "grpc", "Deno host → Deno guest (gRPC)"],
-      ["node", "connect", "Node host → Node guest (Connect)"],
-      ["node", "grpc", "Node host → Node guest (gRPC)"],
-    ] as const
-  ) {
-    const [cmd, args] = runtime === "deno"
-      ? [deno, ["run", "-A", "tests/fixtures/bench_stream.ts"]]
-      : ["node", [nodeFixture("bench_stream.js")]];
+  for (const [runtime, protocol, label] of OUR_PAIRS) {
     push(
       `ours: ${label}`,
-      await streamOnce(cmd, [...args, "ours", runtime, protocol, ...streamArgs]),
+      await ourStream(here, runtime, protocol, STREAM_MESSAGES, STREAM_RUNS),
     );
   }
   const port = freePort();
-  const server = await startProcess("node", [
-    nodeFixture("bench_stream.js"),
-    "grpcjs-server",
-    String(port),
-  ], port);
+  const [node, fixture] = fixtureCommand(here, "node", "bench_stream");
+  const server = await startProcess(root, node, [...fixture, "grpcjs-server", String(port)], port);
   try {
+    const args = [...fixture, "grpcjs", String(port), String(STREAM_MESSAGES), String(STREAM_RUNS)];
     push(
       "anchor: grpc-js client → grpc-js server",
-      await streamOnce("node", [
-        nodeFixture("bench_stream.js"),
-        "grpcjs",
-        String(port),
-        ...streamArgs,
-      ]),
+      (await runJsonLine<{ ms: number[] }>(root, node, args)).ms,
     );
   } finally {
     await server.stop();
@@ -661,7 +515,7 @@ async function serverStreaming(): Promise<StreamRow[]> {
 
 interface MemoryRow {
   name: string;
-  runtime: "deno" | "node";
+  runtime: Runtime;
   server: ServerKind;
   /** Peak RSS once started, before any load, MiB. */
   idleMiB: number;
@@ -685,42 +539,6 @@ const RELIABILITY_MIB = {
   node: { streams: 358, big: "67–69", bigMax: 69 },
 } as const;
 
-function peakRssMiB(pid: number): number {
-  const kib = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1];
-  return Number(kib) / 1024;
-}
-
-async function memoryLoad(
-  runtime: "deno" | "node",
-  server: ServerKind,
-  load: "streams" | "big" | "big-raw",
-): Promise<{ idle: number; peak: number; result: Record<string, number> }> {
-  const port = freePort();
-  const guest = await startOurGuest(runtime, server, port);
-  try {
-    // The guest's "listening" comes before it settles; one answered call first.
-    await memoryClient(["streams", `http://127.0.0.1:${port}`, "1"]);
-    const idle = peakRssMiB(guest.pid);
-    const result = await memoryClient([
-      load,
-      `http://127.0.0.1:${port}`,
-      load === "streams" ? "10000" : "100",
-    ]);
-    return { idle, peak: peakRssMiB(guest.pid), result };
-  } finally {
-    await guest.stop();
-  }
-}
-
-async function memoryClient(args: string[]): Promise<Record<string, number>> {
-  const out = await new Deno.Command("node", {
-    args: [nodeFixture("bench_memory.js"), ...args],
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error(`bench_memory ${args.join(" ")} failed`);
-  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
-}
-
 async function memoryUnderLoad(): Promise<MemoryRow[]> {
   const rows: MemoryRow[] = [];
   for (
@@ -731,9 +549,9 @@ async function memoryUnderLoad(): Promise<MemoryRow[]> {
       [OURS.nodeEngine, "node", "engine"],
     ] as const
   ) {
-    const streams = await memoryLoad(runtime, server, "streams");
-    const big = await memoryLoad(runtime, server, "big");
-    const bigRaw = await memoryLoad(runtime, server, "big-raw");
+    const streams = await memoryLoad(here, runtime, server, "streams");
+    const big = await memoryLoad(here, runtime, server, "big");
+    const bigRaw = await memoryLoad(here, runtime, server, "big-raw");
     const row: MemoryRow = {
       name,
       runtime,
@@ -760,8 +578,65 @@ async function memoryUnderLoad(): Promise<MemoryRow[]> {
 
 // ---------------------------------------------------------------- run and report
 
-// `--only=N` runs section N alone (no report is written then), for quick looks.
-const only = Deno.args.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+/** The runtimes' versions, as the report names them. */
+async function versions(): Promise<string> {
+  const node = await new Deno.Command("node", { args: ["--version"] }).output();
+  return `Deno ${Deno.version.deno}, Node ${new TextDecoder().decode(node.stdout).trim()}`;
+}
+
+/** Writes docs/BENCHMARKS.md, formatted as `deno fmt` wants it (the test task checks it). */
+async function writeReport(md: string, ...others: string[]): Promise<void> {
+  const path = join(root, "docs/BENCHMARKS.md");
+  await Deno.writeTextFile(path, md);
+  await new Deno.Command(deno, {
+    args: ["fmt", path, ...others],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+}
+
+/** The before-and-after comparison against `--baseline=DIR`, if given. */
+async function beforeAfter(): Promise<BeforeAfter | undefined> {
+  if (!baselineDir) return undefined;
+  const rounds = Number(roundsFlag ?? (quick ? 3 : 5));
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds=${roundsFlag}?`);
+  const dir = resolve(baselineDir);
+  console.log(`# before (${dir}) and after (${root}), ${rounds} rounds`);
+  const result = await measureBeforeAfter({ root: dir, npm: join(dir, "npm") }, here, {
+    rounds,
+    requests,
+    warmUp: WARM_UP,
+    streamMessages: STREAM_MESSAGES,
+    streamRuns: quick ? 3 : 5,
+    quick,
+  });
+  printVerdicts(result);
+  return result;
+}
+
+// `--from=FILE` writes the report again from a run's saved figures (after its text
+// changed) instead of measuring; every run saves them to RESULTS_FILE.
+const RESULTS_FILE = join(Deno.env.get("TMPDIR") ?? "/tmp", "ftl-bench-results.json");
+const from = flag("from");
+
+// `--only=N` runs section N alone (no report is written then), for quick looks;
+// `--only=baseline` writes its own section, which stands alone, into the report in place.
+const only = flag("only");
+if (only === "baseline") {
+  if (!baselineDir && !from) throw new Error("--only=baseline needs --baseline=DIR");
+  const file = join(Deno.env.get("TMPDIR") ?? "/tmp", "ftl-bench-baseline.json");
+  let result: BeforeAfter;
+  if (from) result = JSON.parse(await Deno.readTextFile(from));
+  else {
+    result = (await beforeAfter())!;
+    await Deno.writeTextFile(file, JSON.stringify(result));
+    console.log(`saved the figures to ${file}`);
+  }
+  const doc = await Deno.readTextFile(join(root, "docs/BENCHMARKS.md"));
+  await writeReport(spliceSection(doc, beforeAfterSection(result, await versions())));
+  console.log(`wrote its section of docs/BENCHMARKS.md`);
+  Deno.exit(0);
+}
 if (only) {
   const sections: Record<string, () => Promise<unknown>> = {
     "1": guestThroughput,
@@ -773,7 +648,7 @@ if (only) {
     "7": memoryUnderLoad,
   };
   const section = sections[only];
-  if (!section) throw new Error(`--only takes 1 to 7, not ${JSON.stringify(only)}`);
+  if (!section) throw new Error(`--only takes 1 to 7 or baseline, not ${JSON.stringify(only)}`);
   await section();
   Deno.exit(0);
 }
@@ -788,6 +663,8 @@ interface Results {
   logs: { ours: number; plain: number; mbPerSecond: number };
   streamRows: StreamRow[];
   memoryRows: MemoryRow[];
+  /** The comparison with `--baseline`, if the run had one. */
+  beforeAfter?: BeforeAfter;
 }
 
 async function measureEverything(): Promise<Results> {
@@ -805,14 +682,22 @@ async function measureEverything(): Promise<Results> {
   const streamRows = await serverStreaming();
   console.log("# 7. memory under load (peak RSS of the guest)");
   const memoryRows = await memoryUnderLoad();
+  const compared = await beforeAfter();
   const date = new Date().toISOString().slice(0, 10);
-  return { date, quick, throughput, trips, spawnRows, fifty, logs, streamRows, memoryRows };
+  return {
+    date,
+    quick,
+    throughput,
+    trips,
+    spawnRows,
+    fifty,
+    logs,
+    streamRows,
+    memoryRows,
+    beforeAfter: compared,
+  };
 }
 
-// `--from=FILE` writes the report again from a run's saved figures (after its text
-// changed) instead of measuring; every run saves them to RESULTS_FILE.
-const RESULTS_FILE = join(Deno.env.get("TMPDIR") ?? "/tmp", "ftl-bench-results.json");
-const from = Deno.args.find((a) => a.startsWith("--from="))?.slice("--from=".length);
 let results: Results;
 if (from) {
   results = JSON.parse(await Deno.readTextFile(from));
@@ -1165,12 +1050,7 @@ itself (router, lean unary path, envelope, protobuf) 15%, the garbage collector 
 const md = `# Benchmarks
 
 Measured by \`deno task bench\` (scripts/bench.ts) on ${date}, on this project's machine (2 cores,
-shared and noisy), everything in one run so that the ratios compare like with like. Deno
-${Deno.version.deno}, Node ${
-  new TextDecoder().decode(
-    (await new Deno.Command("node", { args: ["--version"] }).output()).stdout,
-  ).trim()
-}.
+shared and noisy), everything in one run so that the ratios compare like with like. ${await versions()}.
 
 ## Targets (ratios in the same run)
 
@@ -1322,6 +1202,7 @@ ${
   ).join("\n")
 }
 
+${beforeAfterSection(results.beforeAfter, await versions())}
 ## Where the time went, and what changed
 
 ${engineNotes()}
@@ -1368,10 +1249,11 @@ bare client loop; it also gives gRPC its trailers on Deno, where unary gRPC went
 node:http2 with a new connection per burst of calls.
 
 Readiness seen after listening is bounded by each runtime's first answer on a fresh
-process: curl's first Ping to a fresh raw node:http2 server took 6.0–6.2 ms, later ones
+process. Compiling the request path took 5 to 10 ms of a fresh guest's first Ping, on the critical
+path of readiness; that is why the guest answers one Ping in memory before listening. curl's first Ping to a fresh raw node:http2 server took 6.0–6.2 ms, later ones
 1.3–1.6 ms; to a fresh Deno guest 2.7 ms, later ones 1.1 ms. Inside the Deno guest, the first
-request's handler took 0.9–1.3 ms and the second 0.13–0.17 ms, although the guest answers one
-Ping in memory before listening: what is left is Deno's own Request, Response and Headers code on
+request's handler took 0.9–1.3 ms and the second 0.13–0.17 ms, even after that Ping in memory:
+what is left is Deno's own Request, Response and Headers code on
 first use. Sending a made-up \`Request\` through the whole handler before listening cut the first
 call to 0.26–0.29 ms but took 2.2 ms itself, a net loss, so it is not done. A host on Deno also
 polls more slowly than it asks: \`setTimeout(fn, 1)\` waits 2.1 ms there (1.1 ms on Node), so
@@ -1381,7 +1263,9 @@ A plugin's start is mostly loading modules. A bare \`deno run\` took 23.6 ms her
 \`guest.ts\` 97.8 ms, of which connect-node, node:http2 and node:net were about 30 ms, though only
 a host's gRPC streams use them; loaded on first use instead, \`guest.ts\` takes 65.0 ms. On Node
 20, a bare \`node\` took 67 ms and importing \`guest.js\` 208 ms, now 183 ms; @connectrpc/connect
-alone adds 70 ms there (its ES modules are read one file at a time).
+alone adds 70 ms there (its ES modules are read one file at a time). Starting the Deno.serve that
+takes the engine's HTTP/1.1 connections costs a Deno guest about 3 ms, so it starts on the first
+such connection: a plugin spoken to only in h2c never pays it.
 
 | change | measure | before | after |
 | --- | --- | --- | --- |
@@ -1437,13 +1321,7 @@ npx -y deno@2.9.6 task build:npm    # the Node guest and Node anchors
 npx -y deno@2.9.6 task bench        # writes this file and benchmarks-ping.svg
 \`\`\`
 `;
-await Deno.writeTextFile(join(root, "docs/BENCHMARKS.md"), md);
-// Keep what we wrote as `deno fmt` wants it (the test task checks formatting).
-await new Deno.Command(deno, {
-  args: ["fmt", join(root, "docs/BENCHMARKS.md"), join(root, "docs/benchmarks-ping.svg")],
-  stdout: "null",
-  stderr: "null",
-}).output();
+await writeReport(md, join(root, "docs/benchmarks-ping.svg"));
 console.log("\n# targets");
 for (const [w, t, m, ok] of targets) {
   console.log(`  ${ok === null ? "    " : ok ? "met " : "MISS"} ${w}: ${m} (target ${t})`);
