@@ -31,33 +31,35 @@
  * @module
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { PingableService } from "./guest.ts";
 import { bindUrl } from "./internal/bind.ts";
-import { decodeLogEntry, errorText, Logger, type LogLevel, logLevelName } from "./internal/log.ts";
-import { RecentLines, streamLogLines } from "./internal/log_lines.ts";
-import { type NotReady, waitUntilReady } from "./internal/readiness.ts";
+import { errorText, Logger, LogLevel, logLevelName } from "./internal/log.ts";
+import { claimChild, isSafeFileName, PidFile } from "./internal/pid_file.ts";
+import { type MirroredOutput, mirrorOutput } from "./internal/plugin_output.ts";
+import {
+  type FinalRefusal,
+  isFinalFailure,
+  type NotReady,
+  permissionError,
+  readinessProbe,
+  waitUntilReady,
+} from "./internal/readiness.ts";
+import { PluginConnection, randomToken, type WireProtocol } from "./internal/transport.ts";
 import {
   allocatePort as allocateRuntimePort,
   type Child,
   makeDirectory,
   ownPid,
-  processCommandLine,
   processEnv,
   type ProcessExit,
-  readTextFile,
-  realPath,
   removeFile,
   signalGroup,
-  signalPid,
   spawnChild,
   stderrIsTerminal,
   writeStderr,
-  writeTextFile,
 } from "#runtime";
-
-import { PluginConnection, randomToken, type WireProtocol } from "./internal/transport.ts";
 
 export type { ProcessExit } from "#runtime";
 export type { WireProtocol } from "./internal/transport.ts";
@@ -374,8 +376,6 @@ function describeExit(exit: ProcessExit): string {
 
 const DEFAULT_START_TIMEOUT_MS = 30_000;
 const DEFAULT_STOP_GRACE_MS = 5_000;
-/** How long output may pause, once the process has exited, before reading stops. */
-const DRAIN_AFTER_EXIT_MS = 1_000;
 
 /**
  * Spawns a plugin and waits until it answers Ping.
@@ -417,66 +417,19 @@ export async function spawn<
   S extends PingableService,
   E extends Record<string, DescService> = Record<never, never>,
 >(options: SpawnOptions<S, E>): Promise<Plugin<S, E>> {
-  if (!options.name) throw new TypeError("spawn: name is required");
-  if (!options.exe) throw new TypeError("spawn: exe is required");
-  if (!options.dir) throw new TypeError("spawn: dir is required");
-  if (options.startTimeout !== undefined && !(options.startTimeout > 0)) {
-    throw new TypeError(
-      `spawn: startTimeout must be a positive number of ms, not ${options.startTimeout}`,
-    );
-  }
-  const unsafeFileName = !/^[\w.-]+$/.test(options.name) || /^\.\.?$/.test(options.name);
-  const workingDir = options.workingDir === false ? undefined : `${options.dir}/.ftl`;
-  if (options.bind === "unix" && unsafeFileName) {
-    // The name becomes a file name (<dir>/.ftl/<name>.sock): no path tricks.
-    throw new TypeError(
-      `spawn: name ${
-        JSON.stringify(options.name)
-      } cannot name a socket file: use letters, digits, ".", "_" or "-"`,
-    );
-  }
-  if (options.bind === "unix" && !workingDir) {
-    throw new TypeError(
-      'spawn: bind "unix" puts the socket in <dir>/.ftl, so it needs workingDir',
-    );
-  }
+  checkSpawnOptions(options);
   const { name } = options;
   const logger = options.logger ?? defaultLogger();
   const pluginLogger = logger.scope(name);
-  const defaultLevel = options.defaultLevel ?? 9;
+  const defaultLevel = options.defaultLevel ?? LogLevel.Info;
+  const timeoutMs = options.startTimeout ?? DEFAULT_START_TIMEOUT_MS;
 
-  // Keyed by the plugin's name, not by basename(exe) as in Go: here exe is mostly
-  // `deno` or `node`, and two plugins of one folder would take each other for stale.
-  // A name that is no safe file name is made one rather than refused, as Go takes any.
-  const pidFile = workingDir &&
-    `${workingDir}/${
-      unsafeFileName ? name.replace(/[^\w.-]/g, "_").replace(/^\./, "_") : name
-    }.pid`;
-  if (workingDir) await makeDirectory(workingDir, 0o700);
-  if (pidFile) await killStalePlugin(pidFile, options, pluginLogger);
-
+  const { workingDir, pidFile } = await prepareWorkingDir(options, pluginLogger);
   const endpoint = workingDir && options.bind === "unix"
     ? bindUrl({ kind: "unix", path: `${workingDir}/${name}.sock` })
     : bindUrl({ kind: "tcp", hostname: "127.0.0.1", port: await allocatePort() });
   const token = options.auth === false ? undefined : randomToken();
-  const levelName = logLevelName(logger.level);
-  const child = await spawnChild({
-    exe: options.exe,
-    args: options.args ?? [],
-    cwd: options.dir,
-    env: {
-      ...processEnv(),
-      FTL_BIND: endpoint.href.replace(/\/$/, ""),
-      ...(workingDir ? { FTL_WORKING_DIR: workingDir } : {}),
-      LOG_LEVEL: levelName === "default" ? "trace" : levelName,
-      // Lets our guest notice a host that died before the guest could look (see start()).
-      FTL_PLUGIN_HOST_PID: String(ownPid()),
-      ...options.env,
-      ...(token ? { FTL_PLUGIN_TOKEN: token } : {}),
-    },
-  });
-  ownChildren.add(child.pid);
-  child.exited.then(() => ownChildren.delete(child.pid));
+  const child = await startProcess(options, { endpoint, workingDir, token, level: logger.level });
   // From here on, whatever throws must not leave the process behind: until stop() is
   // in place, this kills the group and reaps the child.
   let abandon = async (): Promise<unknown> => {
@@ -485,57 +438,21 @@ export async function spawn<
     return await child.exited;
   };
   try {
-    if (pidFile) await writeTextFile(pidFile, `${child.pid}\n`);
-
-    const recent = new RecentLines(20);
-    const stopReading = new AbortController();
-    let lastOutputAt = performance.now();
-    // Output often means the plugin has just started listening: ping at once then.
-    const nudges = new Set<() => void>();
-    const onChunk = () => {
-      lastOutputAt = performance.now();
-      for (const nudge of nudges) nudge();
-    };
-    const mirrored = Promise.all([
-      streamLogLines(child.stderr, (line) => {
-        recent.push(line, "stderr");
-        if (!pluginLogger.forwardLine(line, defaultLevel)) pluginLogger.log(17, line);
-      }, { signal: stopReading.signal, onChunk }),
-      streamLogLines(child.stdout, (line) => {
-        recent.push(line, "stdout");
-        pluginLogger.log(defaultLevel, line);
-      }, { signal: stopReading.signal, onChunk }),
-    ]).catch((error) =>
-      pluginLogger.warn("reading the plugin's output failed", { error: errorText(error) })
-    );
-
+    if (pidFile) await pidFile.write(child.pid);
+    const output = mirrorOutput(child, pluginLogger, defaultLevel);
     const lifetime = new AbortController();
     const connection = new PluginConnection(endpoint, { protocol: options.protocol, token });
     const exited = child.exited.then(async (exit) => {
       connection.close();
       lifetime.abort(new PluginExitError(name, exit));
-      // Read on while output flows; stop once it has been quiet for a while (a
-      // grandchild may hold the pipes open forever).
-      const timer = setInterval(() => {
-        if (performance.now() - lastOutputAt > DRAIN_AFTER_EXIT_MS) stopReading.abort();
-      }, 100);
-      await mirrored;
-      clearInterval(timer);
-      if (pidFile) await forgetPid(pidFile, child.pid);
+      await output.drain();
+      if (pidFile) await pidFile.forget(child.pid);
       if (endpoint.protocol === "unix:") {
         await removeFile(decodeURIComponent(endpoint.pathname)).catch(() => {});
       }
       return exit;
     });
-
-    let stopping: Promise<ProcessExit> | undefined;
-    const stop = ({ graceMs = DEFAULT_STOP_GRACE_MS } = {}): Promise<ProcessExit> => {
-      if (!(graceMs >= 0)) {
-        return Promise.reject(new TypeError(`stop: graceMs must be 0 or more, not ${graceMs}`));
-      }
-      stopping ??= stopChild(child, exited, connection, graceMs);
-      return stopping;
-    };
+    const stop = stopper(child, exited, connection);
     abandon = () => stop({ graceMs: 0 });
     const onAbort = () => stop();
     options.signal?.addEventListener("abort", onAbort, { once: true });
@@ -543,74 +460,32 @@ export async function spawn<
       options.signal?.removeEventListener("abort", onAbort);
     });
 
-    // Typed as the Ping-only view of the service, which TypeScript can see through.
-    const pingable: PingableService = options.service;
-    const pinger = createClient(pingable, connection.transport);
-
     const notReady = await waitUntilReady({
-      ping: async (signal) => {
-        try {
-          if (options.readiness) return await options.readiness(connection.transport, signal);
-          const answer = await pinger.ping({}, { signal });
-          return answer.notReady;
-        } catch (error) {
-          // Not a Connect server's answer: everything goes over gRPC from now on.
-          if (connection.switchToGrpcIfDetected()) {
-            const detected = connection.switchedFrom;
-            pluginLogger.debug(`Connect's Ping got ${detected}: switching to gRPC`);
-            throw new Error(`over Connect the plugin answered ${detected}; trying gRPC`, {
-              cause: error,
-            });
-          }
-          // Only Ping's own answer is judged: a custom check may fail for other reasons.
-          if (!options.readiness && isFinalRefusal(error)) {
-            throw new FinalRefusal(error as ConnectError);
-          }
-          throw error;
-        }
-      },
-      // A permission the host lacks (Deno) will not come by waiting.
-      isFinal: (error) => error instanceof FinalRefusal || permissionError(error) !== undefined,
+      ping: readinessProbe({
+        connection,
+        check: readinessCheck(options, connection.transport),
+        // Only Ping's own answer is judged: a custom check may fail for other reasons.
+        judged: !options.readiness,
+        logger: pluginLogger,
+      }),
+      isFinal: isFinalFailure,
       exited: child.exited,
-      nudges: (nudge) => {
-        nudges.add(nudge);
-        return () => nudges.delete(nudge);
-      },
-      timeoutMs: options.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
+      // Output often means the plugin has just started listening: ping at once then.
+      nudges: output.nudges,
+      timeoutMs,
       signal: options.signal,
     });
     if (notReady) {
       const exit = await stop({ graceMs: 0 });
-      throw startError({
-        name,
-        notReady,
-        timeoutMs: options.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
-        recent,
-        exit,
-        protocol: connection.protocol,
-        switchedFrom: connection.switchedFrom,
-        shown: (line, stream) => {
-          if (stream === "stdout") return pluginLogger.isEnabled(defaultLevel);
-          const entry = decodeLogEntry(line);
-          if (entry === undefined) return pluginLogger.isEnabled(17);
-          return pluginLogger.isEnabled(entry.level === 0 ? defaultLevel : entry.level);
-        },
-      });
+      throw startError({ name, notReady, timeoutMs, output, exit, connection });
     }
-
-    const clients = Object.fromEntries(
-      Object.entries(options.extraClients ?? {}).map(([key, desc]) => [
-        key,
-        createClient(desc, connection.transport),
-      ]),
-    ) as { [K in keyof E]: Client<E[K]> };
     return {
       name,
       pid: child.pid,
       endpoint,
       protocol: connection.protocol,
       client: createClient(options.service, connection.transport),
-      clients,
+      clients: extraClients(options.extraClients, connection.transport),
       transport: connection.transport,
       signal: lifetime.signal,
       exited,
@@ -625,51 +500,118 @@ export async function spawn<
   }
 }
 
-/** Pids of the plugins this process started and has not reaped yet: never stale. */
-const ownChildren = new Set<number>();
-
-/** Codes with which a plugin refuses Ping for good: waiting cannot change them. */
-const FINAL_CODES: ReadonlySet<Code> = new Set([
-  Code.Unimplemented,
-  Code.Unauthenticated,
-  Code.PermissionDenied,
-  Code.InvalidArgument,
-]);
-
-function isFinalRefusal(error: unknown): boolean {
-  return error instanceof ConnectError && FINAL_CODES.has(error.code);
+/** Refuses options spawn() cannot work with, before anything is started. */
+function checkSpawnOptions(
+  options: Pick<
+    SpawnOptions<PingableService>,
+    "name" | "exe" | "dir" | "startTimeout" | "bind" | "workingDir"
+  >,
+): void {
+  if (!options.name) throw new TypeError("spawn: name is required");
+  if (!options.exe) throw new TypeError("spawn: exe is required");
+  if (!options.dir) throw new TypeError("spawn: dir is required");
+  if (options.startTimeout !== undefined && !(options.startTimeout > 0)) {
+    throw new TypeError(
+      `spawn: startTimeout must be a positive number of ms, not ${options.startTimeout}`,
+    );
+  }
+  if (options.bind === "unix" && !isSafeFileName(options.name)) {
+    // The name becomes a file name (<dir>/.ftl/<name>.sock): no path tricks.
+    throw new TypeError(
+      `spawn: name ${
+        JSON.stringify(options.name)
+      } cannot name a socket file: use letters, digits, ".", "_" or "-"`,
+    );
+  }
+  if (options.bind === "unix" && options.workingDir === false) {
+    throw new TypeError(
+      'spawn: bind "unix" puts the socket in <dir>/.ftl, so it needs workingDir',
+    );
+  }
 }
 
-/** The runtime's "permission denied" error somewhere in `error`'s causes, if any. */
-function permissionError(error: unknown): Error | undefined {
-  for (let at = error, depth = 0; at instanceof Error && depth < 8; depth++) {
-    if (at.message.startsWith("permission denied: run Deno with")) return at;
-    at = at.cause;
-  }
-  return undefined;
+/**
+ * Creates `<dir>/.ftl` and kills the stale process its pid file names; nothing when
+ * `workingDir` is off.
+ */
+async function prepareWorkingDir(
+  options: {
+    dir: string;
+    name: string;
+    exe: string;
+    args?: readonly string[];
+    workingDir?: boolean;
+  },
+  logger: Logger,
+): Promise<{ workingDir?: string; pidFile?: PidFile }> {
+  if (options.workingDir === false) return {};
+  const workingDir = `${options.dir}/.ftl`;
+  await makeDirectory(workingDir, 0o700);
+  const pidFile = PidFile.of(workingDir, options.name);
+  await pidFile.killStale(options, logger);
+  return { workingDir, pidFile };
 }
 
-/** A Ping refused with one of {@linkcode FINAL_CODES}. */
-class FinalRefusal extends Error {
-  constructor(readonly error: ConnectError) {
-    super(error.message, { cause: error });
-  }
+/** Starts the plugin's process in its own group, with the environment FTL gives plugins. */
+async function startProcess(
+  options: { exe: string; args?: readonly string[]; dir: string; env?: Record<string, string> },
+  plugin: { endpoint: URL; workingDir?: string; token?: string; level: number },
+): Promise<Child> {
+  const { workingDir, token } = plugin;
+  const levelName = logLevelName(plugin.level);
+  const child = await spawnChild({
+    exe: options.exe,
+    args: options.args ?? [],
+    cwd: options.dir,
+    env: {
+      ...processEnv(),
+      FTL_BIND: plugin.endpoint.href.replace(/\/$/, ""),
+      ...(workingDir ? { FTL_WORKING_DIR: workingDir } : {}),
+      LOG_LEVEL: levelName === "default" ? "trace" : levelName,
+      // Lets our guest notice a host that died before the guest could look (see start()).
+      FTL_PLUGIN_HOST_PID: String(ownPid()),
+      ...options.env,
+      ...(token ? { FTL_PLUGIN_TOKEN: token } : {}),
+    },
+  });
+  claimChild(child);
+  return child;
+}
+
+/** What one readiness probe runs: Ping on the main service, or the host's own check. */
+function readinessCheck(
+  options: Pick<SpawnOptions<PingableService>, "service" | "readiness">,
+  transport: Transport,
+): (signal: AbortSignal) => Promise<string | undefined> {
+  const { readiness } = options;
+  if (readiness) return (signal) => readiness(transport, signal);
+  // Typed as the Ping-only view of the service, which TypeScript can see through.
+  const pingable: PingableService = options.service;
+  const pinger = createClient(pingable, transport);
+  return async (signal) => (await pinger.ping({}, { signal })).notReady;
+}
+
+function extraClients<E extends Record<string, DescService>>(
+  services: E | undefined,
+  transport: Transport,
+): { [K in keyof E]: Client<E[K]> } {
+  return Object.fromEntries(
+    Object.entries(services ?? {}).map(([key, desc]) => [key, createClient(desc, transport)]),
+  ) as { [K in keyof E]: Client<E[K]> };
 }
 
 function startError(failure: {
   name: string;
   notReady: NotReady;
   timeoutMs: number;
-  recent: RecentLines;
+  output: MirroredOutput;
   exit: ProcessExit;
-  protocol: WireProtocol;
-  switchedFrom: string | undefined;
-  shown: (line: string, stream: string | undefined) => boolean;
+  connection: PluginConnection;
 }): PluginStartError {
-  const { name, notReady, recent, exit } = failure;
-  const lines = recent.lines;
+  const { name, notReady, exit, connection } = failure;
+  const lines = failure.output.recent.lines;
   // The lines the log already showed are not repeated (a usage text would appear twice).
-  const unshown = recent.entries.filter((e) => !failure.shown(e.line, e.tag)).map((e) => e.line);
+  const unshown = failure.output.unshown();
   switch (notReady.kind) {
     case "exited":
       return new PluginStartError(
@@ -700,11 +642,11 @@ function startError(failure: {
         );
       }
       const { error } = notReady.error as FinalRefusal;
-      const via = failure.switchedFrom
-        ? ` over gRPC (over Connect it answered ${failure.switchedFrom})`
-        : failure.protocol === "connect"
+      const via = connection.switchedFrom
+        ? ` over gRPC (over Connect it answered ${connection.switchedFrom})`
+        : connection.protocol === "connect"
         ? ""
-        : ` over ${failure.protocol}`;
+        : ` over ${connection.protocol}`;
       return new PluginStartError(
         `plugin ${name} refused Ping${via}: ${
           codeToString(error.code).toUpperCase()
@@ -714,6 +656,25 @@ function startError(failure: {
       );
     }
   }
+}
+
+/**
+ * The plugin's `stop()`: SIGTERM to its group, SIGKILL after the grace; the first
+ * call's promise for every later one.
+ */
+function stopper(
+  child: Child,
+  exited: Promise<ProcessExit>,
+  connection: PluginConnection,
+): Plugin["stop"] {
+  let stopping: Promise<ProcessExit> | undefined;
+  return ({ graceMs = DEFAULT_STOP_GRACE_MS } = {}) => {
+    if (!(graceMs >= 0)) {
+      return Promise.reject(new TypeError(`stop: graceMs must be 0 or more, not ${graceMs}`));
+    }
+    stopping ??= stopChild(child, exited, connection, graceMs);
+    return stopping;
+  };
 }
 
 async function stopChild(
@@ -737,88 +698,9 @@ async function stopChild(
   return await exited;
 }
 
-/**
- * Kills the process a stale pid file names, but only if it still runs this plugin's
- * command and is not one this host started: a reused pid belonging to something else
- * is left alone. A pid file never blocks a spawn: what cannot be read or told is
- * warned about and left alone.
- */
-async function killStalePlugin(
-  pidFile: string,
-  options: { exe: string; args?: readonly string[] },
-  logger: Logger,
-): Promise<void> {
-  let text: string | undefined;
-  try {
-    text = await readTextFile(pidFile);
-  } catch (error) {
-    logger.warn(`cannot read pid file ${pidFile}: going on`, { error: errorText(error) });
-    return;
-  }
-  if (text === undefined) return;
-  const pid = Number(text.trim());
-  if (!Number.isSafeInteger(pid) || pid <= 1) {
-    logger.warn(`ignoring pid file ${pidFile}: ${JSON.stringify(text.slice(0, 40))} is not a pid`);
-    return;
-  }
-  // A plugin of our own with the same name, still running or not yet reaped.
-  if (ownChildren.has(pid) || pid === ownPid()) return;
-  let commandLine: string | undefined;
-  try {
-    commandLine = await processCommandLine(pid);
-  } catch (error) {
-    logger.warn(
-      `pid file ${pidFile} names process ${pid}, and what it runs cannot be told: leaving it alone`,
-      { error: errorText(error) },
-    );
-    return;
-  }
-  if (commandLine === undefined) return;
-  if (!(await runsCommand(commandLine, options.exe, options.args ?? []))) {
-    logger.warn(
-      `pid file ${pidFile} names process ${pid}, which runs something else (${
-        commandLine.slice(0, 200)
-      }): leaving it alone`,
-    );
-    return;
-  }
-  logger.warn(`killing stale plugin process ${pid} named by ${pidFile}`);
-  signalGroup(pid, "SIGKILL");
-  signalPid(pid, "SIGKILL");
-}
-
-/**
- * Whether a command line (arguments joined by spaces, as `ps` shows them) runs `exe`
- * with `args`: the executable as argv[0], or argv[1] for a script run through its #!
- * interpreter; an interpreter (deno, node) is told apart by its arguments (the script).
- */
-async function runsCommand(
-  commandLine: string,
-  exe: string,
-  args: readonly string[],
-): Promise<boolean> {
-  const words = commandLine.split(" ");
-  const exePath = await realPath(exe);
-  const heads = words.slice(0, 2);
-  const candidates = await Promise.all(heads.map((word) => realPath(word)));
-  const sameExe = heads.includes(exe) || candidates.includes(exePath) ||
-    // An executable whose path has a space in it.
-    commandLine === exe || commandLine.startsWith(`${exe} `);
-  const padded = ` ${commandLine} `;
-  return sameExe && args.every((arg) => padded.includes(` ${arg} `));
-}
-
-async function forgetPid(pidFile: string, pid: number): Promise<void> {
-  try {
-    if ((await readTextFile(pidFile))?.trim() === String(pid)) await removeFile(pidFile);
-  } catch {
-    // Another host may have taken the file over; it is theirs now.
-  }
-}
-
 function defaultLogger(): Logger {
   return new Logger({
-    level: 9,
+    level: LogLevel.Info,
     format: "text",
     color: stderrIsTerminal(),
     write: writeStderr,

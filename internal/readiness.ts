@@ -1,9 +1,13 @@
 /**
  * Waiting for a plugin to answer Ping: fast polling at first, so a plugin that is
- * ready in 20 ms is seen within a few ms, then Go's 50 ms rhythm.
+ * ready in 20 ms is seen within a few ms, then Go's 50 ms rhythm; and what one probe
+ * does with a failure (switch to gRPC, give up at once, or try again).
  *
  * @module
  */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "./log.ts";
+import type { PluginConnection } from "./transport.ts";
 
 /** Why waiting for readiness ended without the plugin being ready. */
 export type NotReady =
@@ -127,4 +131,95 @@ function sleep(
     signal.addEventListener("abort", done, { once: true });
     onWake(done);
   });
+}
+
+/** Codes with which a plugin refuses Ping for good: waiting cannot change them. */
+const FINAL_CODES: ReadonlySet<Code> = new Set([
+  Code.Unimplemented,
+  Code.Unauthenticated,
+  Code.PermissionDenied,
+  Code.InvalidArgument,
+]);
+
+/**
+ * A Ping refused with a code waiting cannot change (UNIMPLEMENTED, UNAUTHENTICATED,
+ * PERMISSION_DENIED, INVALID_ARGUMENT): what {@linkcode readinessProbe} throws for it.
+ */
+export class FinalRefusal extends Error {
+  /** The plugin's answer. */
+  readonly error: ConnectError;
+
+  /**
+   * Wraps the plugin's refusal.
+   *
+   * @param error The refusal.
+   */
+  constructor(error: ConnectError) {
+    super(error.message, { cause: error });
+    this.error = error;
+  }
+}
+
+/**
+ * The runtime's "permission denied" error somewhere in `error`'s causes, if any: a
+ * permission the host lacks (Deno), which will not come by waiting.
+ *
+ * @param error A probe's failure.
+ * @returns The permission error, or `undefined`.
+ */
+export function permissionError(error: unknown): Error | undefined {
+  for (let at = error, depth = 0; at instanceof Error && depth < 8; depth++) {
+    if (at.message.startsWith("permission denied: run Deno with")) return at;
+    at = at.cause;
+  }
+  return undefined;
+}
+
+/**
+ * Whether a probe's failure ends the wait at once: a final refusal, or a permission
+ * the host lacks. For {@linkcode WaitUntilReadyOptions.isFinal}.
+ *
+ * @param error A probe's failure.
+ * @returns Whether it is final.
+ */
+export function isFinalFailure(error: unknown): boolean {
+  return error instanceof FinalRefusal || permissionError(error) !== undefined;
+}
+
+/**
+ * One readiness probe on a plugin's connection, for {@linkcode WaitUntilReadyOptions.ping}:
+ * runs `check`; when it fails after Connect's answers said the plugin speaks only gRPC,
+ * switches the connection (the next probe goes over gRPC); when Ping itself was
+ * refused for good, throws a {@linkcode FinalRefusal}.
+ *
+ * @param options `check` (Ping, or a host's own check on `connection.transport`),
+ * `judged` (whether `check` is Ping, whose refusals may be final: a custom check may
+ * fail for other reasons) and the `logger` that notes a switch.
+ * @returns The probe.
+ */
+export function readinessProbe(options: {
+  connection: PluginConnection;
+  check: (signal: AbortSignal) => Promise<string | undefined>;
+  judged: boolean;
+  logger: Logger;
+}): (signal: AbortSignal) => Promise<string | undefined> {
+  const { connection, check, judged, logger } = options;
+  return async (signal) => {
+    try {
+      return await check(signal);
+    } catch (error) {
+      // Not a Connect server's answer: everything goes over gRPC from now on.
+      if (connection.switchToGrpcIfDetected()) {
+        const detected = connection.switchedFrom;
+        logger.debug(`Connect's Ping got ${detected}: switching to gRPC`);
+        throw new Error(`over Connect the plugin answered ${detected}; trying gRPC`, {
+          cause: error,
+        });
+      }
+      if (judged && error instanceof ConnectError && FINAL_CODES.has(error.code)) {
+        throw new FinalRefusal(error);
+      }
+      throw error;
+    }
+  };
 }
