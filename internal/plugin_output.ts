@@ -101,7 +101,7 @@ export function mirrorOutput(
     if (stream === "stdout") return logger.isEnabled(defaultLevel);
     const entry = decodeLogEntry(line);
     if (entry === undefined) return logger.isEnabled(LogLevel.Error);
-    return logger.isEnabled(entry.level === 0 ? defaultLevel : entry.level);
+    return logger.isEnabled(entry.level === LogLevel.Default ? defaultLevel : entry.level);
   };
   return {
     recent,

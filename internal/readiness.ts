@@ -1,7 +1,7 @@
 /**
- * Waiting for a plugin to answer Ping: fast polling at first, so a plugin that is
- * ready in 20 ms is seen within a few ms, then Go's 50 ms rhythm; and what one probe
- * does with a failure (switch to gRPC, give up at once, or try again).
+ * Waiting for a plugin to answer Ping: fast polling at first, so that a plugin that
+ * listens early is seen at once, then Go's 50 ms rhythm; and what one probe does with
+ * a failure (switch to gRPC, give up at once, or try again).
  *
  * @module
  */
