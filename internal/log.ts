@@ -17,6 +17,7 @@
  * ```
  */
 export const LogLevel = {
+  /** Unset: whoever reads the entry gives it its own default level. */
   Default: 0,
   Trace: 1,
   Debug: 5,
@@ -34,9 +35,9 @@ export type LogLevel = typeof LogLevel[keyof typeof LogLevel];
  *
  * @example
  * ```ts
- * import { type LogLevelName, parseLogLevel } from "./log.ts";
+ * import { LogLevel, type LogLevelName, parseLogLevel } from "./log.ts";
  * const name: LogLevelName = "warn";
- * console.assert(parseLogLevel(name) === 13);
+ * console.assert(parseLogLevel(name) === LogLevel.Warn);
  * ```
  */
 export type LogLevelName = "trace" | "debug" | "info" | "warn" | "error" | "default";
@@ -107,8 +108,8 @@ export function parseLogLevel(text: string, defaultLevel: LogLevel = LogLevel.In
  *
  * @example Name an in-between level
  * ```ts
- * import { logLevelName } from "./log.ts";
- * console.assert(logLevelName(10) === "info");
+ * import { LogLevel, logLevelName } from "./log.ts";
+ * console.assert(logLevelName(LogLevel.Info + 1) === "info");
  * ```
  */
 export function logLevelName(level: number): LogLevelName {
@@ -120,8 +121,8 @@ export function logLevelName(level: number): LogLevelName {
  *
  * @example
  * ```ts
- * import { encodeLogEntry, type LogEntry } from "./log.ts";
- * const entry: LogEntry = { level: 9, attributes: { scope: "echo" }, message: "ready" };
+ * import { encodeLogEntry, type LogEntry, LogLevel } from "./log.ts";
+ * const entry: LogEntry = { level: LogLevel.Info, attributes: { scope: "echo" }, message: "ready" };
  * console.assert(encodeLogEntry(entry).startsWith('{"level":9'));
  * ```
  */
@@ -146,8 +147,9 @@ export interface LogEntry {
  *
  * @example Encode an entry
  * ```ts
- * import { encodeLogEntry } from "./log.ts";
- * console.assert(encodeLogEntry({ level: 9, message: "hi" }) === '{"level":9,"message":"hi"}');
+ * import { encodeLogEntry, LogLevel } from "./log.ts";
+ * const line = encodeLogEntry({ level: LogLevel.Info, message: "hi" });
+ * console.assert(line === '{"level":9,"message":"hi"}');
  * ```
  */
 export function encodeLogEntry(entry: LogEntry): string {
@@ -244,8 +246,8 @@ const NOT_PLAIN = /[\\\x00-\x1f\ud800-\udfff]/;
  * `attributes`, `time` and `error` may be absent. Anything else (spaces, other keys or
  * order, escapes, non-string values) gives `undefined`, and JSON.parse decides. For the
  * lines it accepts the result is what JSON.parse would give, and each string's JSON is
- * the string in quotes, so it can be copied as it stands. Twice as fast as JSON.parse,
- * which is most of what mirroring a plugin's logs costs.
+ * the string in quotes, so it can be copied as it stands. JSON.parse was most of what
+ * mirroring a plugin's logs cost (docs/BENCHMARKS.md).
  */
 function scanPlainEntry(line: string): PlainEntry | undefined {
   if (!line.startsWith('{"level":') || NOT_PLAIN.test(line)) return undefined;
@@ -326,8 +328,8 @@ function quote(value: string): string {
  *
  * @example Format an entry for a terminal
  * ```ts
- * import { formatLogText } from "./log.ts";
- * const text = formatLogText({ level: 9, message: "hi", attributes: { scope: "echo" } });
+ * import { formatLogText, LogLevel } from "./log.ts";
+ * const text = formatLogText({ level: LogLevel.Info, message: "hi", attributes: { scope: "echo" } });
  * console.assert(text === "info  echo: hi");
  * ```
  */
@@ -401,9 +403,9 @@ export type LogFormat = "json" | "text";
  *
  * @example
  * ```ts
- * import { Logger, type LoggerOptions } from "./log.ts";
+ * import { Logger, type LoggerOptions, LogLevel } from "./log.ts";
  * const lines: string[] = [];
- * const options: LoggerOptions = { level: 5, write: (line) => lines.push(line) };
+ * const options: LoggerOptions = { level: LogLevel.Debug, write: (line) => lines.push(line) };
  * new Logger(options).debug("kept");
  * console.assert(lines.length === 1);
  * ```
@@ -573,31 +575,32 @@ export class Logger {
    * entry: the host calls it for every line a plugin prints.
    *
    * @param line One line of output, without its newline.
-   * @param defaultLevel The level given to an entry whose level is 0 (unset).
+   * @param defaultLevel The level given to an entry whose level is
+   *   {@linkcode LogLevel.Default} (unset).
    * @returns `false` if the line is not a log entry; nothing is written then.
    *
    * @example Mirror a plugin's line under the host's scope
    * ```ts
-   * import { Logger } from "./log.ts";
+   * import { Logger, LogLevel } from "./log.ts";
    * const lines: string[] = [];
    * const log = new Logger({ write: (l) => lines.push(l) }).scope("echo");
-   * console.assert(log.forwardLine('{"level":9,"message":"ready","time":"t"}', 9));
+   * console.assert(log.forwardLine('{"level":9,"message":"ready","time":"t"}', LogLevel.Info));
    * console.assert(lines[0] === '{"level":9,"attributes":{"scope":"echo"},"message":"ready","time":"t"}\n');
-   * console.assert(!log.forwardLine("panic: oops", 9));
+   * console.assert(!log.forwardLine("panic: oops", LogLevel.Info));
    * ```
    */
   forwardLine(line: string, defaultLevel: number): boolean {
     if (this.#options.format !== "text") {
       const plain = scanPlainEntry(line);
       if (plain !== undefined) {
-        const level = plain.level === 0 ? defaultLevel : plain.level;
+        const level = plain.level === LogLevel.Default ? defaultLevel : plain.level;
         if (this.isEnabled(level)) this.#writeScanned(line, level, plain);
         return true;
       }
     }
     const raw = parseEntryRecord(line);
     if (raw === undefined) return false;
-    const level = raw.level === 0 ? defaultLevel : raw.level;
+    const level = raw.level === LogLevel.Default ? defaultLevel : raw.level;
     if (!this.isEnabled(level)) return true;
     const { attributes, time, error } = raw;
     this.#write(
@@ -651,7 +654,7 @@ export class Logger {
   }
 
   // Called for every line a plugin prints: the JSON is put together here rather than
-  // by stringifying an entry object, which costs a third more.
+  // by stringifying an entry object, which costs more (docs/BENCHMARKS.md).
   #write(
     level: number,
     attributes: Record<string, string> | undefined,

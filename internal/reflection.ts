@@ -139,28 +139,38 @@ export function reflectionServices(
   ]);
   return [
     [v1.ServerReflection, {
-      async *serverReflectionInfo(requests) {
-        const sent = new Set<string>();
-        for await (const request of requests) {
-          yield create(v1.ServerReflectionResponseSchema, {
-            validHost: request.host,
-            originalRequest: request,
-            messageResponse: index.answer(request, sent),
-          });
-        }
-      },
+      serverReflectionInfo: answers(
+        index,
+        (init) => create(v1.ServerReflectionResponseSchema, init),
+      ),
     }],
     [v1alpha.ServerReflection, {
-      async *serverReflectionInfo(requests) {
-        const sent = new Set<string>();
-        for await (const request of requests) {
-          yield create(v1alpha.ServerReflectionResponseSchema, {
-            validHost: request.host,
-            originalRequest: request,
-            messageResponse: index.answer(request, sent),
-          });
-        }
-      },
+      serverReflectionInfo: answers(
+        index,
+        (init) => create(v1alpha.ServerReflectionResponseSchema, init),
+      ),
     }],
   ];
+}
+
+/**
+ * A reflection stream's handler in either API version: each request answered in the
+ * version's response (`respond`), with the files already sent on the stream left out.
+ */
+function answers<Request extends AnyRequest, Response>(
+  index: ReflectionIndex,
+  respond: (
+    init: { validHost: string; originalRequest: Request; messageResponse: Answer },
+  ) => Response,
+): (requests: AsyncIterable<Request>) => AsyncGenerator<Response> {
+  return async function* (requests) {
+    const sent = new Set<string>();
+    for await (const request of requests) {
+      yield respond({
+        validHost: request.host,
+        originalRequest: request,
+        messageResponse: index.answer(request, sent),
+      });
+    }
+  };
 }
