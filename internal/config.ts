@@ -276,6 +276,28 @@ export interface UsageOptions {
 }
 
 /**
+ * The usage line of a program or command without its `Usage:` label: its name, `[flags]`,
+ * its positional arguments and those after `--`.
+ *
+ * @param options Program name, and optionally its arguments.
+ * @returns Such as `tool call [flags] <URL> [JSON] [-- args…]`.
+ * @example
+ * ```ts
+ * import { usageLine } from "./config.ts";
+ * const line = usageLine({ name: "t", passthrough: { usage: "<exe>", required: true } });
+ * console.assert(line === "t [flags] -- <exe>");
+ * ```
+ */
+export function usageLine(options: UsageOptions): string {
+  const { positionals = {}, passthrough } = options;
+  const line = [`${options.name} [flags]`, ...Object.values(positionals).map((p) => p.usage)];
+  if (passthrough) {
+    line.push(passthrough.required ? `-- ${passthrough.usage}` : `[-- ${passthrough.usage}]`);
+  }
+  return line.join(" ");
+}
+
+/**
  * Renders usage text: the usage line, the description, the arguments that have help,
  * then flags grouped by heading with a final `Built-in:` group for `--help`, then the
  * footer. It has no trailing newline.
@@ -320,9 +342,7 @@ export function formatUsage(spec: ConfigSpec, options: UsageOptions): string {
   groups.set("Built-in", [...(groups.get("Built-in") ?? []), help]);
   const rows = [...groups.values()].flat();
   const width = Math.max(...rows.map(([left]) => left.length));
-  const line = [`Usage: ${options.name} [flags]`, ...args.map(([left]) => left)];
-  if (passthrough && !passthrough.required) line.push(`[${line.pop()}]`);
-  const lines = [line.join(" ")];
+  const lines = [`Usage: ${usageLine(options)}`];
   if (options.description) lines.push("", options.description);
   for (const [heading, group] of groups) {
     if (group.length === 0) continue;

@@ -27,7 +27,7 @@ const out = Deno.env.get("NPM_OUT") || join(root, "npm");
 const src = join(out, "src");
 
 /** Library sources shipped in the package. */
-const library = ["mod.ts", "host.ts", "guest.ts", "cli.ts", "ping.ts", "internal", "gen"];
+const library = ["mod.ts", "host.ts", "guest.ts", "cli.ts", "cli", "ping.ts", "internal", "gen"];
 /** Shipped as they are: the Ping proto, for users' own protos to import. */
 const protos = ["proto/xyz/block/ftl/v1/ftl.proto"];
 /** Compiled for the Node test run, never shipped. */
@@ -124,6 +124,7 @@ const packageJson = {
     "host.*",
     "guest.*",
     "cli.*",
+    "cli/",
     "ping.*",
     "proto/",
     "internal/",

@@ -8,6 +8,7 @@ import {
   formatUsage,
   parseCommand,
   parseConfig,
+  usageLine,
 } from "../internal/config.ts";
 import { formatDuration, parseDuration } from "../internal/duration.ts";
 
@@ -592,5 +593,6 @@ describe("parseCommand", () => {
       formatUsage(run.flags, run).split("\n")[0],
       "Usage: tool run [flags] -- <exe> [args…]",
     );
+    assert.equal(usageLine(run), "tool run [flags] -- <exe> [args…]");
   });
 });

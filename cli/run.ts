@@ -1,0 +1,221 @@
+/**
+ * `ftl-plugin run`: start a plugin, show what it serves, and mirror its logs until
+ * Ctrl-C stops it.
+ *
+ * @module
+ */
+import type { Plugin } from "../host.ts";
+import type { PingableService } from "../guest.ts";
+import { type CommandSpec, field } from "../internal/config.ts";
+import { errorText, LogLevel } from "../internal/log.ts";
+import { randomToken } from "../internal/transport.ts";
+import { readTextFile, removeFile, writeSecretFile, writeStdout } from "#runtime";
+import { ExitCode, FAILURE_HELP, usage } from "./failure.ts";
+import * as flags from "./flags.ts";
+import { readCommand } from "./command_line.ts";
+import type { Found } from "./readiness.ts";
+import { type Inventory, inventory } from "./schema.ts";
+import { startPlugin } from "./start.ts";
+import { cliLogger } from "./status.ts";
+import { endpointText, pluginName } from "./target.ts";
+
+/**
+ * The command line of `ftl-plugin run`.
+ *
+ * @example
+ * ```ts
+ * import { runSpec } from "./run.ts";
+ * console.assert(runSpec.passthrough.required);
+ * ```
+ */
+export const runSpec = {
+  name: "ftl-plugin run",
+  description: `Start a plugin, show what it serves, and mirror its logs.
+
+Prints the endpoint, the time to ready, the protocol, and the services and methods
+the plugin serves (from its reflection), then mirrors its logs until Ctrl-C stops it.`,
+  flags: {
+    dir: flags.dir("Its working directory, where .ftl goes."),
+    name: field.string({
+      placeholder: "NAME",
+      help: "Its name in logs (default: the executable's base name).",
+    }),
+    bind: field.enum(["tcp", "unix"], {
+      default: "tcp",
+      accepts: "tcp or unix",
+      help: "A free 127.0.0.1 port, or <dir>/.ftl/<name>.sock.",
+    }),
+    timeout: flags.timeout("How long to wait until it is ready."),
+    service: flags.service("Ping SERVICE for readiness instead of finding it by reflection."),
+    protocol: flags.protocol,
+    tokenFile: field.string({
+      placeholder: "FILE",
+      help: "Write its token to FILE (mode 0600) for call; removed at the end.",
+    }),
+    noAuth: field.boolean({
+      help: "No token, so that anyone can call it (default: a token).",
+    }),
+    logLevel: flags.logLevel(
+      LogLevel.Info,
+      "The least level of its logs shown (see Log levels below).",
+    ),
+    json: flags.json("One JSON object per event on stdout; logs as JSON on stderr."),
+  },
+  passthrough: {
+    usage: "<exe> [args…]",
+    required: true,
+    missing: "no plugin to run: ftl-plugin run -- <exe> [args…]",
+    misplaced: "put the plugin after --",
+    help: "The plugin's executable and its arguments.",
+  },
+  footer: `The plugin gets a fresh random token, as under the host library, and refuses calls
+without it (health checks excepted): to call it from elsewhere, use --token-file, or
+--no-auth. The token is never printed.
+
+${flags.DURATIONS_AND_LEVELS}
+
+${FAILURE_HELP}`,
+} satisfies CommandSpec;
+
+/**
+ * Runs `ftl-plugin run` with the arguments after `run`.
+ *
+ * @param args The arguments after `run`.
+ * @returns The exit code.
+ * @throws {CliError} For bad usage, or a plugin that could not be started.
+ * @example
+ * ```ts ignore
+ * await runCommand(["--no-auth", "--", "./my-plugin"]);
+ * ```
+ */
+export async function runCommand(args: string[]): Promise<number> {
+  const parsed = readCommand(runSpec, args);
+  if (!parsed) return ExitCode.Ok;
+  const { config: given, rest: [exe, ...exeArgs] } = parsed;
+  const { json, tokenFile } = given;
+  const name = given.name ?? pluginName(exe, exeArgs);
+  const auth = !given.noAuth;
+  if (tokenFile !== undefined && !auth) {
+    throw usage(
+      "--token-file and --no-auth do not go together: without auth there is no token",
+      runSpec.name,
+    );
+  }
+  if (tokenFile === "") throw usage("--token-file needs a path", runSpec.name);
+  const token = auth ? randomToken() : undefined;
+
+  let stopRequested: (() => void) | undefined;
+  const started = performance.now();
+  const found: Found = {};
+  const { plugin, transport, interrupted, removeSignals } = await startPlugin({
+    name,
+    dir: given.dir,
+    exe,
+    args: exeArgs,
+    service: given.service,
+    found,
+    logger: cliLogger(json, given.logLevel),
+    timeout: given.timeout,
+    protocol: given.protocol,
+    bind: given.bind,
+    token,
+    json,
+    onSignal: () => stopRequested?.(),
+  });
+  if (!plugin || !transport) return ExitCode.Interrupted;
+  const readyMs = performance.now() - started;
+  let wroteTokenFile = false;
+  try {
+    if (tokenFile !== undefined && token !== undefined) {
+      try {
+        await writeSecretFile(tokenFile, token + "\n");
+        wroteTokenFile = true;
+      } catch (error) {
+        throw usage(`--token-file: cannot write ${tokenFile}: ${errorText(error)}`, runSpec.name);
+      }
+    }
+    // Reflection answered during readiness unless --service skipped it.
+    const inv: Inventory = found.inventory ??
+      await inventory(transport).catch((error) => ({
+        unknown: `reflection failed: ${errorText(error)}`,
+      }));
+    if (json) {
+      writeStdout(
+        JSON.stringify({
+          event: "ready",
+          name,
+          pid: plugin.pid,
+          endpoint: endpointText(plugin.endpoint),
+          protocol: plugin.protocol,
+          readyMs: Math.round(readyMs * 10) / 10,
+          readiness: found.via,
+          auth,
+          ...(tokenFile !== undefined ? { tokenFile } : {}),
+          services: inv.services ?? null,
+          ...(inv.unknown ? { servicesUnknown: inv.unknown } : {}),
+        }) + "\n",
+      );
+    } else {
+      const authText = !auth
+        ? "none (--no-auth)"
+        : tokenFile !== undefined
+        ? `a token, in ${tokenFile} (call --token-file ${tokenFile} …)`
+        : "a token (run --token-file F saves it for callers; --no-auth: none)";
+      writeStdout(describeReady(name, plugin, readyMs, inv, found.via, authText));
+    }
+    const stopped = new Promise<"stopped">((resolve) => {
+      stopRequested = () => resolve("stopped");
+      if (interrupted.aborted) resolve("stopped");
+    });
+    const outcome = await Promise.race([stopped, plugin.exited]);
+    const exit = outcome === "stopped" ? await plugin.stop() : outcome;
+    const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+    const event = outcome === "stopped" ? "stopped" : "exited";
+    if (json) {
+      writeStdout(JSON.stringify({ event, code: exit.code, signal: exit.signal }) + "\n");
+    } else {
+      writeStdout(`${name} ${event} (${how})\n`);
+    }
+    if (outcome === "stopped") return ExitCode.Ok;
+    return exit.code === 0 ? ExitCode.Ok : ExitCode.CallFailed;
+  } finally {
+    removeSignals();
+    await plugin.stop();
+    // The token died with the plugin; a file another run has since rewritten is theirs.
+    if (wroteTokenFile && (await readTextFile(tokenFile!).catch(() => ""))?.trim() === token) {
+      await removeFile(tokenFile!).catch(() => {});
+    }
+  }
+}
+
+function describeReady(
+  name: string,
+  plugin: Plugin<PingableService>,
+  readyMs: number,
+  inv: Inventory,
+  via: string | undefined,
+  auth: string,
+): string {
+  const lines = [
+    `${name} is ready (${readyMs.toFixed(0)} ms)`,
+    `  endpoint   ${endpointText(plugin.endpoint)}`,
+    `  protocol   ${plugin.protocol}`,
+    `  pid        ${plugin.pid}`,
+    `  auth       ${auth}`,
+  ];
+  if (via) lines.push(`  readiness  ${via}`);
+  if (inv.services) {
+    lines.push("  services");
+    for (const s of inv.services) {
+      lines.push(`    ${s.name}`);
+      const width = Math.max(...s.methods.map((m) => m.name.length), 0);
+      for (const m of s.methods) {
+        lines.push(`      ${m.name.padEnd(width)}  ${m.kind}  ${m.input} → ${m.output}`);
+      }
+    }
+  } else {
+    lines.push(`  services   unknown: ${inv.unknown}`);
+  }
+  lines.push("Ctrl-C stops it.");
+  return lines.join("\n") + "\n";
+}
