@@ -601,7 +601,7 @@ async function beforeAfter(): Promise<BeforeAfter | undefined> {
   const rounds = Number(roundsFlag ?? (quick ? 3 : 5));
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds=${roundsFlag}?`);
   const dir = resolve(baselineDir);
-  console.log(`# before (${dir}) and after (${root}), ${rounds} rounds`);
+  console.log(`# before (${dir}) and after (${root}), ${rounds} round(s)`);
   const result = await measureBeforeAfter({ root: dir, npm: join(dir, "npm") }, here, {
     rounds,
     requests,

@@ -8,6 +8,7 @@
  */
 import { freePort } from "./_util.ts";
 import {
+  cpuMicros,
   fixed,
   fmt,
   median,
@@ -83,6 +84,9 @@ export interface BeforeAfter {
 /** A row regresses when after/before stays below this in every round. */
 export const REGRESSION_BELOW = 0.95;
 
+/** Fewer rounds give no spread to speak of: their rows are at most "unclear". */
+export const MIN_ROUNDS = 3;
+
 /** The heading of the section in docs/BENCHMARKS.md. */
 export const SECTION_HEADING = "## Before and after a change";
 
@@ -111,22 +115,31 @@ const cost = (name: string, unit: string, digits: number): RowSpec => ({
 /** The rows, each with the fixture of bench.ts's section that measures it there. */
 function probes(s: Settings): Probe[] {
   const list: Probe[] = [];
-  // Section 1: our guest on the engine under h2load, a fresh process each round.
+  // Section 1: our guest on the engine under h2load, a fresh process each round; beside
+  // its rate, the guest's CPU time per Ping, which the machine's other load moves less.
   for (const [runtime, runtimeName] of RUNTIMES) {
     list.push({
-      rows: PROTOCOLS.map(([, name]) =>
-        rate(`${runtimeName} guest Ping (${name}), h2load`, "req/s")
-      ),
+      rows: [
+        ...PROTOCOLS.map(([, name]) =>
+          rate(`${runtimeName} guest Ping (${name}), h2load`, "req/s")
+        ),
+        ...PROTOCOLS.map(([, name]) =>
+          cost(`${runtimeName} guest CPU per Ping (${name})`, "µs", 1)
+        ),
+      ],
       measure: async (tree) => {
         const port = freePort();
         const guest = await startOurGuest(tree, runtime, "engine", port);
         try {
           for (const [protocol] of PROTOCOLS) await pingLoad(port, protocol, s.warmUp);
-          const figures: number[] = [];
+          const rates: number[] = [];
+          const cpu: number[] = [];
           for (const [protocol] of PROTOCOLS) {
-            figures.push(await pingLoad(port, protocol, s.requests));
+            const before = cpuMicros(guest.pid);
+            rates.push(await pingLoad(port, protocol, s.requests));
+            cpu.push((cpuMicros(guest.pid) - before) / s.requests);
           }
-          return figures;
+          return [...rates, ...cpu];
         } finally {
           await guest.stop();
         }
@@ -258,7 +271,8 @@ export interface Verdict {
   high: number;
   /**
    * "regressed": the ratio is below {@link REGRESSION_BELOW} in every round; "unclear": in
-   * the median, not in every round; "faster": above its inverse in every round; else "ok".
+   * the median, not in every round, or in fewer than {@link MIN_ROUNDS} rounds; "faster":
+   * above its inverse in every round (of at least that many); else "ok".
    */
   verdict: "regressed" | "unclear" | "faster" | "ok";
 }
@@ -269,7 +283,9 @@ export function verdictOf(row: BeforeAfterRow): Verdict {
   const ratio = median(ratios);
   const low = Math.min(...ratios);
   const high = Math.max(...ratios);
-  const verdict = high < REGRESSION_BELOW
+  const verdict = ratios.length < MIN_ROUNDS
+    ? (ratio < REGRESSION_BELOW ? "unclear" : "ok")
+    : high < REGRESSION_BELOW
     ? "regressed"
     : ratio < REGRESSION_BELOW
     ? "unclear"
@@ -336,13 +352,17 @@ repository, DIR ("before", with its own npm build), and on this one ("after"), i
 Each round measures every row on both, in alternating order (before then after, then after then
 before), each time in fresh processes running that checkout's own fixtures, so that the
 machine's noise falls on both. The rows: our guests' Ping under h2load on the engine (section 1),
-our hosts' Echo calls to a guest of their own runtime at c=32 and c=1 (section 2), a streamed
+with the guest's CPU time per Ping over the same run (read from /proc in steps of 10 ms, so coarse
+in short runs, but moved less than requests per second by whatever else runs), our hosts' Echo calls to a guest of their own runtime at c=32 and c=1 (section 2), a streamed
 answer (section 6) and a guest's peak RSS after 10 000 concurrent streams (section 7). Each row
 shows the medians over the rounds and after/before, the median of the rounds' ratios with their
 range; for times and memory, where less is better, the ratio is before/after, so that below 1
 always means "after" is worse. A row regressed when its ratio is below ${REGRESSION_BELOW} in
 every round; it is unclear when below that in the median only (more rounds tell), faster when above
-${(1 / REGRESSION_BELOW).toFixed(2)} in every round.
+${
+    (1 / REGRESSION_BELOW).toFixed(2)
+  } in every round. Fewer than ${MIN_ROUNDS} rounds (\`--rounds=N\`; ${MIN_ROUNDS}
+with \`--quick\`, else 5) give no verdict beyond "unclear".
 `;
   if (!result) {
     return `${how}\nThis run compared nothing (no \`--baseline\`). To compare with an earlier
@@ -360,7 +380,7 @@ commit:\n\n${reproduce("<commit>")}\n`;
   const beforeCommit = result.before.commit.split(" ")[0];
   return `${how}
 Before: \`${result.before.commit}\` (\`${result.before.dir}\`); after: \`${result.after.commit}\`;
-${s.rounds} rounds on ${result.date}${
+${s.rounds} round${s.rounds === 1 ? "" : "s"} on ${result.date}${
     s.quick ? " with `--quick` (short runs: noisy figures)" : ""
   }, ${versions}; h2load \`-n ${s.requests} -c 4 -m 16\` after ${
     fmt(s.warmUp)

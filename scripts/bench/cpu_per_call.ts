@@ -16,6 +16,7 @@
  */
 import { join } from "node:path";
 import { freePort, waitForPort } from "./_util.ts";
+import { cpuMicros } from "./measure.ts";
 
 const [before, after, protocol = "grpc", roundsText = "5"] = Deno.args;
 if (!before || !after) {
@@ -26,19 +27,11 @@ if (!before || !after) {
 }
 const CALLS = 100_000;
 const WARM_UP = 40_000;
-// /proc/<pid>/stat counts in clock ticks; Linux's USER_HZ is 100.
-const TICK_NS = 10_000_000;
 
 const body = protocol === "connect" ? new Uint8Array([0x78, 0x00]) : new Uint8Array(5);
 const headers = protocol !== "connect"
   ? ["content-type: application/grpc", "te: trailers"]
   : ["content-type: application/proto", "connect-protocol-version: 1"];
-
-function cpuTicks(pid: number): number {
-  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-  // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-  return Number(fields[11]) + Number(fields[12]);
-}
 
 // 4 sessions with 16 calls in flight on each, as h2load -c 4 -m 16, declaring no length.
 const undeclaredLoad = `
@@ -88,9 +81,9 @@ async function nsPerCall(build: string, file: string): Promise<number> {
     await waitForPort(port);
     const url = `http://127.0.0.1:${port}/echo.v1.EchoService/Ping`;
     await load(url, WARM_UP, file);
-    const start = cpuTicks(child.pid);
+    const start = cpuMicros(child.pid);
     await load(url, CALLS, file);
-    return ((cpuTicks(child.pid) - start) * TICK_NS) / CALLS;
+    return ((cpuMicros(child.pid) - start) * 1000) / CALLS;
   } finally {
     child.kill("SIGKILL");
     await child.status;

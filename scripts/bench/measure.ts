@@ -188,6 +188,16 @@ export async function ourStream(
   return (await runJsonLine<{ ms: number[] }>(tree.root, cmd, [...args, ...extra])).ms;
 }
 
+/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in hundredths of a second. */
+const TICK_US = 10_000;
+
+/** The user + system CPU time process `pid` has used so far, µs (in steps of 10 ms). */
+export function cpuMicros(pid: number): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+  return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+}
+
 /** The peak RSS (VmHWM) of process `pid` so far, MiB. */
 export function peakRssMiB(pid: number): number {
   const kib = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1];
