@@ -146,7 +146,7 @@ export function logLevel(fallback: LogLevel, help: string): Field<LogLevel, true
  * @example
  * ```ts
  * import { tokens } from "./flags.ts";
- * console.assert(tokens.tokenFile.placeholder === "STRING");
+ * console.assert(tokens.tokenFile.options.placeholder === "FILE");
  * ```
  */
 export const tokens: { token: Field<string, false>; tokenFile: Field<string, false> } = {
