@@ -52,18 +52,17 @@ import {
 } from "./internal/log.ts";
 import { createPluginHandler, type ExtraHandler } from "./internal/router.ts";
 import {
-  defaultServer,
   everyUnref,
   exitProcess,
   onTerminationSignal,
   parentPid,
   processArgs,
   processEnv,
-  serveHttp,
   serverSendsTrailers,
   writeStderr,
   writeStdout,
 } from "#runtime";
+import { defaultServer, serveHttp } from "./internal/server/serve.ts";
 import type { HttpServerKind } from "./internal/runtime/types.ts";
 
 export { field } from "./internal/config.ts";

@@ -4,7 +4,8 @@
  * @module
  */
 import type { CommandSpec } from "../internal/config.ts";
-import { packageVersion, writeStdout } from "#runtime";
+import { writeStdout } from "#runtime";
+import { packageVersion } from "../internal/version.ts";
 import { ExitCode, FAILURE_HELP } from "./failure.ts";
 import * as flags from "./flags.ts";
 import { readCommand } from "./command_line.ts";

@@ -4,23 +4,10 @@
  *
  * @module
  */
+import type { BindAddress } from "./runtime/types.ts";
 
-/** Where a guest listens, parsed from a bind URL. */
-export type BindAddress =
-  | {
-    /** TCP, as FTL's Go code always uses. */
-    kind: "tcp";
-    /** Host name or IP literal (IPv6 without brackets). */
-    hostname: string;
-    /** TCP port; 0 asks the system for a free one. */
-    port: number;
-  }
-  | {
-    /** A unix domain socket. */
-    kind: "unix";
-    /** The socket's absolute path. */
-    path: string;
-  };
+// Defined in the runtime seam, whose listeners take it.
+export type { BindAddress } from "./runtime/types.ts";
 
 /**
  * Parses a bind URL such as `http://127.0.0.1:41233` or `unix:///tmp/x/.ftl/echo.sock`.

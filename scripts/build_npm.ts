@@ -32,8 +32,9 @@ const library = ["mod.ts", "host.ts", "guest.ts", "cli.ts", "cli", "ping.ts", "i
 const protos = ["proto/xyz/block/ftl/v1/ftl.proto"];
 /** Compiled for the Node test run, never shipped. */
 const testOnly = ["tests", "examples/echo/echo.ts", "examples/echo/plugin.ts"];
-/** Deno-only files: the Deno runtime adapter and a test comparing it with Node's. */
-const skip = new Set(["internal/runtime/deno.ts", "tests/runtime_seam_test.ts"]);
+/** Deno-only files: the Deno runtime adapter's and a test comparing it with Node's. */
+const skip = (rel: string) =>
+  /^internal\/runtime\/deno(_[a-z0-9_]+)?\.ts$/.test(rel) || rel === "tests/runtime_seam_test.ts";
 
 /** The npm packages the library imports at run time. */
 const runtimeDependencies = [
@@ -74,7 +75,7 @@ async function* walk(path: string): AsyncGenerator<string> {
 /** Copies a .ts file into the staging tree. */
 async function stage(path: string): Promise<void> {
   const rel = relative(root, path);
-  if (skip.has(rel) || !rel.endsWith(".ts")) return;
+  if (skip(rel) || !rel.endsWith(".ts")) return;
   await Deno.mkdir(dirname(join(src, rel)), { recursive: true });
   await Deno.copyFile(path, join(src, rel));
 }
@@ -111,12 +112,14 @@ const packageJson = {
     "./cli": entry("cli"),
     "./ping": entry("ping"),
   },
-  // The one place the runtime is chosen (deno.json maps `#runtime` for Deno).
+  // The one place the runtime is chosen (deno.json maps `#runtime` for Deno), and the
+  // manifest internal/version.ts reads the version from (deno.json's under Deno).
   imports: {
     "#runtime": {
       types: "./internal/runtime/node.d.ts",
       default: "./internal/runtime/node.js",
     },
+    "#package": "./package.json",
   },
   bin: { "ftl-plugin": "./cli.js" },
   files: [
@@ -162,6 +165,8 @@ const tsconfig = {
     isolatedModules: true,
     // package.json's `imports` name the compiled file; tsc reads its source.
     paths: { "#runtime": ["./src/internal/runtime/node.ts"] },
+    // `#package` is package.json (see `imports`), read as a JSON module.
+    resolveJsonModule: true,
   },
   include: ["src"],
   // Set explicitly: the default would exclude outDir, which holds src/.

@@ -38,7 +38,7 @@ import {
   type H2ServerOptions,
 } from "../internal/http2/server_universal.ts";
 import { socketStream } from "../internal/runtime/node_socket.ts";
-import { wholeBody } from "../internal/lean/unary.ts";
+import { wholeBody } from "../internal/runtime/lean_contract.ts";
 import { createPluginHandler } from "../internal/router.ts";
 import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { echoImplementation } from "../examples/echo/echo.ts";

@@ -1,5 +1,7 @@
-// The npm build swaps internal/runtime/deno.ts for node.ts: both must offer the same
-// names with the same types. `deno check` fails here if they drift apart.
+// `#runtime` is internal/runtime/deno.ts under Deno and node.ts in the npm build: both
+// must offer the same names with the same types, every file of each included (each
+// re-exports its sockets, native server and HTTP/1.1 backend). `deno check` fails here
+// if they drift apart; the test compares what each module really exports.
 import { it } from "node:test";
 import assert from "node:assert/strict";
 import type * as DenoRuntime from "../internal/runtime/deno.ts";
@@ -12,6 +14,14 @@ const sameShapes: Same<
   Omit<typeof NodeRuntime, "runtimeName" | "serverSendsTrailers">
 > = true;
 
-it("the Deno and Node runtime adapters export the same API", () => {
+it("the Deno and Node runtime adapters export the same API", async () => {
   assert.ok(denoCoversNode && sameShapes);
+  const deno = await import("../internal/runtime/deno.ts");
+  const node = await import("../internal/runtime/node.ts");
+  assert.deepEqual(Object.keys(node).sort(), Object.keys(deno).sort());
+  for (const name of Object.keys(deno) as (keyof typeof deno)[]) {
+    assert.equal(typeof node[name], typeof deno[name], name);
+  }
+  assert.equal(deno.runtimeName, "deno");
+  assert.equal(node.runtimeName, "node");
 });

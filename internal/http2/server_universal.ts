@@ -17,12 +17,10 @@ import type { ByteStream } from "../runtime/types.ts";
 import {
   bodyOverLimit,
   peekHeader,
-  plainHeaders,
+  plainHeadersOf,
   readWholeBody,
-  type SharedHeaders,
-  type WholeBody,
-  wholeBody,
-} from "../lean/unary.ts";
+  wholeBodyOf,
+} from "../runtime/lean_contract.ts";
 import { BodyTooLarge, type H2Stream, type HeaderBlock, Http2Error } from "./connection.ts";
 import {
   CANCEL,
@@ -149,7 +147,7 @@ async function answer(
       await response.body?.[Symbol.asyncIterator]().return?.()?.catch(() => {});
       return;
     }
-    const whole = (response.body as Partial<WholeBody> | undefined)?.[wholeBody];
+    const whole = wholeBodyOf(response.body);
     if (whole !== undefined || response.body === undefined) {
       writeWhole(stream, response, whole, head.method === "HEAD");
     } else {
@@ -186,12 +184,8 @@ const sharedHeads = new WeakMap<object, Uint8Array>();
 /** Encoded shared trailer records. */
 const sharedTrailers = new WeakMap<object, Uint8Array>();
 
-function plainOf(header: Headers | undefined): Readonly<Record<string, string>> | undefined {
-  return (header as Partial<SharedHeaders> | undefined)?.[plainHeaders];
-}
-
 function pushFields(flat: string[], header: Headers | undefined, skipLength: boolean): void {
-  const plain = plainOf(header);
+  const plain = plainHeadersOf(header);
   if (plain) {
     for (const name in plain) {
       if (skipLength && name === "content-length") continue;
@@ -232,7 +226,7 @@ function grpcMessage(value: string): string {
 
 /** The answer's head as a header block; `length` adds content-length. */
 function headBlock(response: UniversalServerResponse, length: number | undefined): Uint8Array {
-  const plain = plainOf(response.header);
+  const plain = plainHeadersOf(response.header);
   if (plain && response.status === 200 && !("content-length" in plain)) {
     let base = sharedHeads.get(plain);
     if (!base) {
@@ -255,7 +249,7 @@ function headBlock(response: UniversalServerResponse, length: number | undefined
 }
 
 function trailerBlock(trailer: Headers): Uint8Array {
-  const plain = plainOf(trailer);
+  const plain = plainHeadersOf(trailer);
   if (plain) {
     let block = sharedTrailers.get(plain);
     if (!block) {

@@ -23,17 +23,15 @@ import { endStreamFlag, endStreamToJson } from "@connectrpc/connect/protocol-con
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { encodeUnaryEnvelope } from "../envelope.ts";
 import {
-  bodyReadSoFar,
   headerOf,
   LeanContext,
-  type LeanRequest,
   type LeanRoute,
   type LeanRouteOptions,
   type Protocol,
   readBody,
   shared,
-  type SharedHeaders,
 } from "./unary.ts";
+import { bodyReadSoFar, type LeanRequest, type SharedHeaders } from "../runtime/lean_contract.ts";
 
 const streamHeader: Record<Protocol, SharedHeaders> = {
   connect: shared(new Headers({ "content-type": "application/connect+proto" })),

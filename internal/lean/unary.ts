@@ -24,49 +24,21 @@ import {
   createContextValues,
   type HandlerContext,
 } from "@connectrpc/connect";
-import type { UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { readAllBytes } from "@connectrpc/connect/protocol";
 import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "../envelope.ts";
-
-/**
- * On a universal response body: the whole body as bytes, so that a runtime can send it
- * without streaming it through an async iterator.
- */
-export const wholeBody: unique symbol = Symbol("ftl-ts.wholeBody");
-
-/**
- * On a universal request: reads the whole body at once, up to a limit, where the runtime
- * can (else it gives `undefined`). Past the limit it rejects as connect-es's readAllBytes
- * does, with what it had read under {@linkcode bodyReadSoFar}.
- */
-export const readWholeBody: unique symbol = Symbol("ftl-ts.readWholeBody");
-
-/** On the error of a whole-body read that went past its limit: the bytes read by then. */
-export const bodyReadSoFar: unique symbol = Symbol("ftl-ts.bodyReadSoFar");
-
-/** The error a runtime's whole-body read rejects with past `limit` bytes. */
-export function bodyOverLimit(limit: number, readSoFar: Uint8Array): ConnectError {
-  // Worded as connect-es's readAllBytes words it when no length was declared.
-  const error = new ConnectError(
-    `message size is larger than configured readMaxBytes ${limit}`,
-    Code.ResourceExhausted,
-  );
-  return Object.assign(error, { [bodyReadSoFar]: readSoFar });
-}
-
-/**
- * On a universal request: reads one header (lower-case name) without making the
- * request's Headers, where the runtime keeps them in a cheaper form.
- */
-export const peekHeader: unique symbol = Symbol("ftl-ts.peekHeader");
-
-/** A universal request that may carry {@linkcode readWholeBody} and {@linkcode peekHeader}. */
-export type LeanRequest = UniversalServerRequest & {
-  [readWholeBody]?: (limit: number) => Promise<Uint8Array> | undefined;
-  [peekHeader]?: (name: string) => string | null;
-};
+import {
+  bodyReadSoFar,
+  type LeanRequest,
+  peekHeader,
+  plainHeaders,
+  readWholeBody,
+  type SharedHeaders,
+  type WholeBody,
+  wholeBody,
+} from "../runtime/lean_contract.ts";
 
 /**
  * One request header of a call, by lower-case name, without making the request's
@@ -83,9 +55,6 @@ export function headerOf(request: LeanRequest, name: string): string | null {
   // Called as methods: a runtime may implement them on a class.
   return request[peekHeader] ? request[peekHeader](name) : request.header.get(name);
 }
-
-/** A body iterable that also holds its bytes under {@linkcode wholeBody}. */
-export type WholeBody = AsyncIterable<Uint8Array> & { [wholeBody]: Uint8Array };
 
 /** A class for the same reason as the runtimes' request classes: one shape, one object. */
 class Whole {
@@ -334,15 +303,6 @@ export class LeanContext implements HandlerContext {
     this.#controller?.abort(reason);
   }
 }
-
-/**
- * On a Headers instance this module shares between calls (and never changes): the same
- * headers as a frozen plain record, which a runtime can send without iterating them.
- */
-export const plainHeaders: unique symbol = Symbol("ftl-ts.plainHeaders");
-
-/** A Headers carrying {@linkcode plainHeaders}. */
-export type SharedHeaders = Headers & { readonly [plainHeaders]: Readonly<Record<string, string>> };
 
 /** Marks a Headers instance that is never changed as shared (see {@linkcode plainHeaders}). */
 export function shared(headers: Headers): SharedHeaders {

@@ -28,24 +28,9 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { validateResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
 import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "../envelope.ts";
+import type { PostAnswer, PostBytes } from "../runtime/types.ts";
 
-/** Sends one POST with a whole body and reads the whole answer. */
-export type PostBytes = (
-  url: string,
-  header: Record<string, string>,
-  body: Uint8Array,
-  signal: AbortSignal | undefined,
-) => Promise<PostAnswer>;
-
-/** What a {@linkcode PostBytes} gives back. */
-export interface PostAnswer {
-  status: number;
-  header: Headers;
-  body: Uint8Array;
-  trailer?: Headers;
-  /** The header names, where the runtime has them without filling `header`. */
-  headerNames?: () => Iterable<string>;
-}
+export type { PostAnswer, PostBytes } from "../runtime/types.ts";
 
 const CONNECT_HEADERS = {
   "content-type": "application/proto",

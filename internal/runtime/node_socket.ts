@@ -1,6 +1,7 @@
 /**
  * A node:net socket as a byte stream: the Node host's connections, the Node listener's
- * accepted ones, and the HTTP/2 client's tests (which run under Deno and Node alike).
+ * accepted ones, and the HTTP/2 client's tests (which run under Deno and Node alike);
+ * and the socket taken back from its stream, for node:http and node:http2.
  *
  * @module
  */
@@ -51,7 +52,7 @@ export function socketStream(socket: Socket): ByteStream {
     wake = undefined;
     waiting?.();
   };
-  socket.on("data", (chunk: Uint8Array) => {
+  const onData = (chunk: Uint8Array) => {
     chunks.push(chunk);
     buffered += chunk.length;
     if (!paused && buffered > READ_PAUSE_BYTES) {
@@ -59,13 +60,15 @@ export function socketStream(socket: Socket): ByteStream {
       socket.pause();
     }
     wakeUp();
-  });
-  socket.on("end", () => ((ended = true), wakeUp()));
-  socket.on("close", () => ((ended = true), wakeUp()));
+  };
+  const onEnd = () => ((ended = true), wakeUp());
+  socket.on("data", onData);
+  socket.on("end", onEnd);
+  socket.on("close", onEnd);
   socket.on("error", (error) => ((failure = error), wakeUp()));
   // A caller may have paused it to look at its first bytes.
   socket.resume();
-  return {
+  const stream: ReleasableStream = {
     async read(into) {
       while (chunks.length === 0) {
         if (failure !== undefined) throw failure;
@@ -90,5 +93,58 @@ export function socketStream(socket: Socket): ByteStream {
         socket.write(bytes, (error) => (error ? reject(error) : resolve(bytes.length)));
       }),
     close: () => void socket.destroy(),
+    [release]() {
+      socket.pause();
+      socket.off("data", onData).off("end", onEnd).off("close", onEnd);
+      // Its error listener stays: an error before the new owner listens would be thrown.
+      if (ended || failure !== undefined) return undefined;
+      // Put back in order, so that the new owner reads them first.
+      for (let i = chunks.length - 1; i >= 0; i--) socket.unshift(chunks[i]);
+      chunks.length = 0;
+      buffered = 0;
+      return socket;
+    },
   };
+  return stream;
+}
+
+const release: unique symbol = Symbol("release");
+
+/** A {@linkcode socketStream} stream, which can give its socket back. */
+type ReleasableStream = ByteStream & { [release]: () => Socket | undefined };
+
+/**
+ * Hands a connection the first-bytes switch read from (through a
+ * {@linkcode socketStream} stream) to node:http or node:http2: its socket is taken back,
+ * paused, with `first` and the bytes the stream had read but not handed out put back in
+ * it (`unshift`) for the new owner to read first; `deadline` is cleared when it closes.
+ * The stream is not to be used again. `undefined` (the stream closed, the deadline
+ * cleared) when the socket has ended or failed, or the stream is no socket stream.
+ *
+ * @example
+ * ```ts
+ * import { Socket } from "node:net";
+ * import { handOff, socketStream } from "./node_socket.ts";
+ *
+ * const socket = new Socket();
+ * const deadline = setTimeout(() => {}, 1_000);
+ * console.assert(handOff(socketStream(socket), new Uint8Array([1]), deadline) === socket);
+ * console.assert(socket.readableLength === 1);
+ * socket.destroy();
+ * ```
+ */
+export function handOff(
+  stream: ByteStream,
+  first: Uint8Array,
+  deadline: ReturnType<typeof setTimeout>,
+): Socket | undefined {
+  const socket = (stream as Partial<ReleasableStream>)[release]?.();
+  if (!socket) {
+    clearTimeout(deadline);
+    stream.close();
+    return undefined;
+  }
+  socket.once("close", () => clearTimeout(deadline));
+  socket.unshift(first);
+  return socket;
 }

@@ -1,12 +1,36 @@
 /**
  * The shapes both runtime adapters (`deno.ts`, `node.ts`) implement: host and guest
- * code depends on these, never on a runtime.
+ * code depends on these, never on a runtime. Like everything in `internal/runtime/`, it
+ * imports nothing from above the seam.
  *
  * @module
  */
 import type { UniversalClientFn, UniversalHandlerFn } from "@connectrpc/connect/protocol";
-import type { BindAddress } from "../bind.ts";
-import type { PostBytes } from "../lean/unary_client.ts";
+
+/**
+ * Where a guest listens, parsed from a bind URL (`internal/bind.ts`).
+ *
+ * @example
+ * ```ts
+ * import type { BindAddress } from "./types.ts";
+ * const address: BindAddress = { kind: "tcp", hostname: "127.0.0.1", port: 0 };
+ * ```
+ */
+export type BindAddress =
+  | {
+    /** TCP, as FTL's Go code always uses. */
+    kind: "tcp";
+    /** Host name or IP literal (IPv6 without brackets). */
+    hostname: string;
+    /** TCP port; 0 asks the system for a free one. */
+    port: number;
+  }
+  | {
+    /** A unix domain socket. */
+    kind: "unix";
+    /** The socket's absolute path. */
+    path: string;
+  };
 
 /** What `serveHttp` needs. */
 export interface ServeHttpOptions {
@@ -76,6 +100,45 @@ export interface Listener {
   close(): void;
 }
 
+/**
+ * A server that is handed connections someone else accepted, each with the first bytes
+ * already read from it: the HTTP/1.1 backends, node:http2, and the engine behind the
+ * first-bytes switch (`internal/server/serve.ts`).
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionServer } from "./types.ts";
+ * // Refuses every connection.
+ * const refusing: ConnectionServer = {
+ *   serve: (socket, _first, deadline) => {
+ *     clearTimeout(deadline);
+ *     socket.close();
+ *   },
+ *   shutdown: () => Promise.resolve(),
+ * };
+ * ```
+ */
+export interface ConnectionServer {
+  /**
+   * Serves `socket`, whose first bytes (read from it already) were `first`. `deadline`
+   * closes the socket unless cleared: the server clears it once the first request's
+   * head is in (its own timeouts take over).
+   */
+  serve(socket: ByteStream, first: Uint8Array, deadline: ReturnType<typeof setTimeout>): void;
+  /** Stops: requests in flight finish; resolves once every connection it had is closed. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Serves `options.address` behind the first-bytes switch, h2c going to `http2` and
+ * HTTP/1.1 to the runtime's HTTP/1.1 backend: what `internal/server/serve.ts` gives a
+ * runtime whose native server cannot tell the two apart by itself (node:http2).
+ */
+export type SwitchedServe = (
+  options: ServeHttpOptions,
+  http2: ConnectionServer,
+) => Promise<HttpServer>;
+
 /** A listening HTTP server. */
 export interface HttpServer {
   /** Where the server listens (with the chosen port when 0 was asked for). */
@@ -124,6 +187,28 @@ export interface SpawnChildOptions {
   env: Record<string, string>;
   /** Its working directory. */
   cwd: string;
+}
+
+/** Sends one POST with a whole body and reads the whole answer. */
+export type PostBytes = (
+  url: string,
+  header: Record<string, string>,
+  body: Uint8Array,
+  signal: AbortSignal | undefined,
+) => Promise<PostAnswer>;
+
+/** What a {@linkcode PostBytes} gives back. */
+export interface PostAnswer {
+  /** The HTTP status. */
+  status: number;
+  /** The response headers. */
+  header: Headers;
+  /** The whole response body. */
+  body: Uint8Array;
+  /** The HTTP trailers, where the answer had any. */
+  trailer?: Headers;
+  /** The header names, where the runtime has them without filling `header`. */
+  headerNames?: () => Iterable<string>;
 }
 
 /** An HTTP client for one plugin, and the means to drop its connections. */
