@@ -10,7 +10,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { H2Client } from "../internal/http2/client.ts";
 import { Http2Error } from "../internal/http2/connection.ts";
 import { socketStream } from "../internal/runtime/node_socket.ts";
-import { encodeHeaderBlock, type HeaderField, HpackDecoder } from "../internal/http2/hpack.ts";
+import { type HeaderField, HpackDecoder } from "../internal/http2/hpack.ts";
+import { encodeHeaderBlock } from "../internal/http2/hpack_encoder.ts";
 
 interface Frame {
   type: number;

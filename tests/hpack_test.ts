@@ -1,15 +1,13 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
-  encodeFlatHeaderBlock,
-  encodeHeaderBlock,
   HeaderListTooLarge,
   HpackDecoder,
   HpackError,
-  huffmanCodes,
   huffmanDecode,
-  huffmanEncode,
 } from "../internal/http2/hpack.ts";
+import { encodeFlatHeaderBlock, encodeHeaderBlock } from "../internal/http2/hpack_encoder.ts";
+import { huffmanCodes, huffmanEncode } from "../internal/http2/hpack_tables.ts";
 
 const hex = (text: string): Uint8Array =>
   Uint8Array.from((text.replace(/\s/g, "").match(/../g) ?? []).map((h) => parseInt(h, 16)));

@@ -18,7 +18,7 @@ import { createUniversalClient } from "../internal/http2/client_universal.ts";
 import { Http2Error } from "../internal/http2/connection.ts";
 import { createH2Server, type H2ServerOptions } from "../internal/http2/server_universal.ts";
 import { encodeFrame, encodeSettings } from "../internal/http2/frames.ts";
-import { encodeHeaderBlock } from "../internal/http2/hpack.ts";
+import { encodeHeaderBlock } from "../internal/http2/hpack_encoder.ts";
 import { socketStream } from "../internal/runtime/node_socket.ts";
 import type { ByteStream } from "../internal/runtime/types.ts";
 

@@ -31,7 +31,8 @@ import {
   PREFACE,
   readUint32,
 } from "../internal/http2/frames.ts";
-import { encodeHeaderBlock, HpackDecoder } from "../internal/http2/hpack.ts";
+import { HpackDecoder } from "../internal/http2/hpack.ts";
+import { encodeHeaderBlock } from "../internal/http2/hpack_encoder.ts";
 import {
   createH2Server,
   type H2Server,

@@ -39,7 +39,7 @@ import {
   Http2Error,
 } from "./connection.ts";
 import { CANCEL, CONNECTION_SPECIFIC_HEADERS, ENHANCE_YOUR_CALM, NO_ERROR } from "./frames.ts";
-import { encodeFlatHeaderBlock } from "./hpack.ts";
+import { encodeFlatHeaderBlock } from "./hpack_encoder.ts";
 
 /**
  * The largest answer body a host takes: gRPC's default 4 MiB message limit, its

@@ -88,7 +88,8 @@ import {
   writeFrameHeader,
   writeUint32,
 } from "./frames.ts";
-import { encodeFlatHeaderBlock, HeaderListTooLarge, HpackDecoder, HpackError } from "./hpack.ts";
+import { HeaderListTooLarge, HpackDecoder, HpackError } from "./hpack.ts";
+import { encodeFlatHeaderBlock } from "./hpack_encoder.ts";
 
 /**
  * Which end of the connection we are.

@@ -1,14 +1,15 @@
 /**
- * HPACK (RFC 7541) for the HTTP/2 engine, both roles: a full decoder (static and dynamic
- * tables, Huffman strings, table size updates) and an encoder that sends every field
- * as a static-table index or a literal without indexing, so that we keep no encoder
- * state the peer could make us get wrong (and an encoded block can be cached).
+ * The HPACK decoder (RFC 7541) of one connection, both roles: static and dynamic tables,
+ * Huffman strings, table size updates, and the limits that stop a header list (or an
+ * HPACK bomb) from growing past what we take. The encoder is `hpack_encoder.ts`, the
+ * fixed tables `hpack_tables.ts`.
  *
  * Header names and values are byte strings: one character per byte (Latin-1), as
  * `Headers` keeps them.
  *
  * @module
  */
+import { EOS, HUFFMAN_LENGTHS, huffmanCodes, STATIC_TABLE } from "./hpack_tables.ts";
 
 /**
  * A decoding failure: the connection is to be closed with COMPRESSION_ERROR.
@@ -27,157 +28,38 @@ export class HpackError extends Error {
   override name = "HpackError";
 }
 
-/** RFC 7541 Appendix A, in order from index 1. */
-const STATIC_TABLE: readonly (readonly [string, string])[] = [
-  [":authority", ""],
-  [":method", "GET"],
-  [":method", "POST"],
-  [":path", "/"],
-  [":path", "/index.html"],
-  [":scheme", "http"],
-  [":scheme", "https"],
-  [":status", "200"],
-  [":status", "204"],
-  [":status", "206"],
-  [":status", "304"],
-  [":status", "400"],
-  [":status", "404"],
-  [":status", "500"],
-  ["accept-charset", ""],
-  ["accept-encoding", "gzip, deflate"],
-  ["accept-language", ""],
-  ["accept-ranges", ""],
-  ["accept", ""],
-  ["access-control-allow-origin", ""],
-  ["age", ""],
-  ["allow", ""],
-  ["authorization", ""],
-  ["cache-control", ""],
-  ["content-disposition", ""],
-  ["content-encoding", ""],
-  ["content-language", ""],
-  ["content-length", ""],
-  ["content-location", ""],
-  ["content-range", ""],
-  ["content-type", ""],
-  ["cookie", ""],
-  ["date", ""],
-  ["etag", ""],
-  ["expect", ""],
-  ["expires", ""],
-  ["from", ""],
-  ["host", ""],
-  ["if-match", ""],
-  ["if-modified-since", ""],
-  ["if-none-match", ""],
-  ["if-range", ""],
-  ["if-unmodified-since", ""],
-  ["last-modified", ""],
-  ["link", ""],
-  ["location", ""],
-  ["max-forwards", ""],
-  ["proxy-authenticate", ""],
-  ["proxy-authorization", ""],
-  ["range", ""],
-  ["referer", ""],
-  ["refresh", ""],
-  ["retry-after", ""],
-  ["server", ""],
-  ["set-cookie", ""],
-  ["strict-transport-security", ""],
-  ["transfer-encoding", ""],
-  ["user-agent", ""],
-  ["vary", ""],
-  ["via", ""],
-  ["www-authenticate", ""],
-];
-
-/** Each static name's first index, for the encoder. */
-const STATIC_NAME_INDEX = new Map<string, number>();
-STATIC_TABLE.forEach(([name], i) => {
-  if (!STATIC_NAME_INDEX.has(name)) STATIC_NAME_INDEX.set(name, i + 1);
-});
-
 /**
- * The Huffman code's bit lengths for symbols 0 to 256 (EOS), from RFC 7541 Appendix B.
- * The code is canonical (codes of one length are consecutive, in symbol order, and
- * each length continues from the last), so the lengths alone define it.
- */
-// deno-fmt-ignore
-const HUFFMAN_LENGTHS = [
-  13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, // 0-15
-  28, 28, 28, 28, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 28, // 16-31
-  6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, // ' ' to '/'
-  5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10, // '0' to '?'
-  13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, // '@' to 'O'
-  7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6, // 'P' to '_'
-  15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6, 6, 5, // '`' to 'o'
-  6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28, // 'p' to 127
-  20, 22, 20, 20, 22, 22, 22, 23, 22, 23, 23, 23, 23, 23, 24, 23, // 128-143
-  24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24, // 144-159
-  22, 21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, // 160-175
-  21, 21, 22, 21, 23, 22, 23, 23, 20, 22, 22, 22, 23, 22, 22, 23, // 176-191
-  26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25, // 192-207
-  19, 21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27, // 208-223
-  20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25, 25, 24, 24, 26, 23, // 224-239
-  26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26, // 240-255
-  30, // EOS
-];
-
-const EOS = 256;
-
-/**
- * The canonical codes of {@linkcode HUFFMAN_LENGTHS}, by symbol (256 is EOS).
+ * A decoded header field: name and value as byte strings.
  *
  * @example
  * ```ts
- * import { huffmanCodes } from "./hpack.ts";
- * console.assert(huffmanCodes()[48] === 0); // '0' is 00000
+ * import type { HeaderField } from "./hpack.ts";
+ * const field: HeaderField = ["content-type", "application/proto"];
+ * console.assert(field[0] === "content-type");
  * ```
  */
-export function huffmanCodes(): number[] {
-  const order = HUFFMAN_LENGTHS.map((_, symbol) => symbol)
-    .sort((a, b) => HUFFMAN_LENGTHS[a] - HUFFMAN_LENGTHS[b] || a - b);
-  const codes = new Array<number>(HUFFMAN_LENGTHS.length);
-  let code = 0;
-  let length = HUFFMAN_LENGTHS[order[0]];
-  for (const symbol of order) {
-    code *= 2 ** (HUFFMAN_LENGTHS[symbol] - length);
-    length = HUFFMAN_LENGTHS[symbol];
-    codes[symbol] = code++;
-  }
-  return codes;
-}
+export type HeaderField = [name: string, value: string];
 
 /**
- * Huffman-codes a byte string (RFC 7541 section 5.2), padded with ones. Our encoder
- * sends raw literals; this is for tests and peers' blocks built by hand.
+ * A header list past the hard limit given to {@linkcode HpackDecoder.decodeFlat}: decoding
+ * stopped there (an HPACK bomb, or just too large), and the connection's table may be
+ * out of step, so the connection has to end.
  *
  * @example
  * ```ts
- * import { huffmanDecode, huffmanEncode } from "./hpack.ts";
- * console.assert(huffmanDecode(huffmanEncode("no-cache")) === "no-cache");
+ * import { HeaderListTooLarge, HpackError } from "./hpack.ts";
+ * const error = new HeaderListTooLarge(100);
+ * console.assert(error instanceof HpackError && error.limit === 100);
  * ```
  */
-export function huffmanEncode(text: string): Uint8Array {
-  const codes = huffmanCodes();
-  const out: number[] = [];
-  let bits = 0;
-  let pending = 0;
-  for (let i = 0; i < text.length; i++) {
-    const symbol = text.charCodeAt(i) & 0xff;
-    const length = HUFFMAN_LENGTHS[symbol];
-    for (let bit = length - 1; bit >= 0; bit--) {
-      pending = (pending << 1) | (Math.floor(codes[symbol] / 2 ** bit) & 1);
-      if (++bits === 8) {
-        out.push(pending);
-        bits = 0;
-        pending = 0;
-      }
-    }
+export class HeaderListTooLarge extends HpackError {
+  override name = "HeaderListTooLarge";
+  /** The limit it passed. */
+  readonly limit: number;
+  constructor(limit: number) {
+    super(`header list larger than ${limit} bytes`);
+    this.limit = limit;
   }
-  if (bits > 0) out.push(((pending << (8 - bits)) | ((1 << (8 - bits)) - 1)) & 0xff);
-  return Uint8Array.from(out);
 }
 
 /**
@@ -286,39 +168,9 @@ export function huffmanDecode(bytes: Uint8Array): string {
   return latin1(out, 0, length);
 }
 
-/**
- * A decoded header field: name and value as byte strings.
- *
- * @example
- * ```ts
- * import type { HeaderField } from "./hpack.ts";
- * const field: HeaderField = ["content-type", "application/proto"];
- * console.assert(field[0] === "content-type");
- * ```
- */
-export type HeaderField = [name: string, value: string];
-
-/**
- * A header list past the hard limit given to {@linkcode HpackDecoder.decodeFlat}: decoding
- * stopped there (an HPACK bomb, or just too large), and the connection's table may be
- * out of step, so the connection has to end.
- *
- * @example
- * ```ts
- * import { HeaderListTooLarge, HpackError } from "./hpack.ts";
- * const error = new HeaderListTooLarge(100);
- * console.assert(error instanceof HpackError && error.limit === 100);
- * ```
- */
-export class HeaderListTooLarge extends HpackError {
-  override name = "HeaderListTooLarge";
-  /** The limit it passed. */
-  readonly limit: number;
-  constructor(limit: number) {
-    super(`header list larger than ${limit} bytes`);
-    this.limit = limit;
-  }
-}
+/** The static table by column, for the decoder's indexed lookups. */
+const STATIC_NAMES = STATIC_TABLE.map(([name]) => name);
+const STATIC_VALUES = STATIC_TABLE.map(([, value]) => value);
 
 /**
  * One connection's HPACK decoder. Header blocks must be decoded in the order they
@@ -488,9 +340,6 @@ export class HpackDecoder {
   }
 }
 
-const STATIC_NAMES = STATIC_TABLE.map(([name]) => name);
-const STATIC_VALUES = STATIC_TABLE.map(([, value]) => value);
-
 /** Bytes `start` to `end` as a byte string (one character per byte). */
 function latin1(bytes: Uint8Array, start: number, end: number): string {
   if (end - start <= 4096) {
@@ -500,103 +349,4 @@ function latin1(bytes: Uint8Array, start: number, end: number): string {
   let out = "";
   for (let at = start; at < end; at += 4096) out += latin1(bytes, at, Math.min(end, at + 4096));
   return out;
-}
-
-/** Each static entry with a value, by `name + "\0" + value`: sent as one byte. */
-const STATIC_FIELD_INDEX = new Map<string, number>();
-STATIC_TABLE.forEach(([name, value], i) => {
-  if (value !== "") STATIC_FIELD_INDEX.set(`${name}\0${value}`, i + 1);
-});
-
-/** Scratch space for the encoder, grown as needed. */
-let scratch = new Uint8Array(1024);
-let scratchAt = 0;
-
-/**
- * Encodes fields as static-table indexes where the whole field is in the static table,
- * else as literals without indexing (with the static table's name where it has one).
- * Names must already be lower case. Throws a TypeError on a character outside Latin-1
- * or on CR, LF or NUL.
- *
- * @example
- * ```ts
- * import { encodeHeaderBlock, HpackDecoder } from "./hpack.ts";
- * const block = encodeHeaderBlock([["content-type", "application/proto"]]);
- * const [[name, value]] = new HpackDecoder().decode(block);
- * console.assert(name === "content-type" && value === "application/proto");
- * ```
- */
-export function encodeHeaderBlock(fields: Iterable<HeaderField>): Uint8Array {
-  scratchAt = 0;
-  for (const [name, value] of fields) encodeField(name, value);
-  return scratch.slice(0, scratchAt);
-}
-
-/**
- * {@linkcode encodeHeaderBlock} for fields given flat: name, value, name, value…
- *
- * @example
- * ```ts
- * import { encodeFlatHeaderBlock } from "./hpack.ts";
- * // ":status: 200" is static entry 8: one byte.
- * console.assert(encodeFlatHeaderBlock([":status", "200"])[0] === 0x88);
- * ```
- */
-export function encodeFlatHeaderBlock(flat: readonly string[]): Uint8Array {
-  scratchAt = 0;
-  for (let i = 0; i < flat.length; i += 2) encodeField(flat[i], flat[i + 1]);
-  return scratch.slice(0, scratchAt);
-}
-
-function encodeField(name: string, value: string): void {
-  const whole = STATIC_FIELD_INDEX.get(`${name}\0${value}`);
-  if (whole !== undefined) {
-    room(1);
-    scratch[scratchAt++] = 0x80 | whole;
-    return;
-  }
-  const index = STATIC_NAME_INDEX.get(name);
-  if (index === undefined) {
-    room(1);
-    scratch[scratchAt++] = 0;
-    writeString(name, name);
-  } else {
-    writeInteger(index, 4, 0);
-  }
-  writeString(value, name);
-}
-
-function room(bytes: number): void {
-  if (scratchAt + bytes <= scratch.length) return;
-  const bigger = new Uint8Array(Math.max(scratch.length * 2, scratchAt + bytes));
-  bigger.set(scratch.subarray(0, scratchAt));
-  scratch = bigger;
-}
-
-function writeInteger(value: number, prefix: number, flags: number): void {
-  room(6);
-  const max = (1 << prefix) - 1;
-  if (value < max) {
-    scratch[scratchAt++] = flags | value;
-    return;
-  }
-  scratch[scratchAt++] = flags | max;
-  value -= max;
-  while (value >= 0x80) {
-    scratch[scratchAt++] = (value % 0x80) | 0x80;
-    value = Math.floor(value / 0x80);
-  }
-  scratch[scratchAt++] = value;
-}
-
-function writeString(text: string, field: string): void {
-  writeInteger(text.length, 7, 0);
-  room(text.length);
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code > 0xff || code === 0 || code === 0x0a || code === 0x0d) {
-      throw new TypeError(`header ${field}: character U+${code.toString(16)} is not allowed`);
-    }
-    scratch[scratchAt++] = code;
-  }
 }

@@ -32,7 +32,7 @@ import {
   INTERNAL_ERROR,
   REFUSED_STREAM,
 } from "./frames.ts";
-import { encodeFlatHeaderBlock } from "./hpack.ts";
+import { encodeFlatHeaderBlock } from "./hpack_encoder.ts";
 import { H2ConnectionServer, type ServerLimits } from "./server.ts";
 
 /**
