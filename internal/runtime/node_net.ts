@@ -50,8 +50,10 @@ export async function listen(address: BindAddress): Promise<Listener> {
     if (address.kind === "unix") server.listen(staging, resolve);
     else server.listen(address.port, address.hostname, resolve);
   });
-  // From here on an error of the listening socket ends accept() rather than the process.
-  server.on("error", () => listener.close());
+  // From here on an error of the listening socket (a failed accept: out of file
+  // descriptors, say) is the next accept()'s to throw, as Deno's listener throws it, rather
+  // than the process's; the server goes on listening.
+  server.on("error", (error) => listener.fail(error));
   if (address.kind === "unix") {
     try {
       await chmod(staging, 0o600);
@@ -75,6 +77,8 @@ class NodeListener implements Listener {
   readonly server: Server;
   readonly #waiting: ByteStream[] = [];
   #wake?: (stream: ByteStream | null) => void;
+  #wakeWithError?: (error: unknown) => void;
+  #failure?: { error: unknown };
   #closed = false;
 
   constructor(address: BindAddress) {
@@ -86,7 +90,7 @@ class NodeListener implements Listener {
       // crashing the process, and its read limit bounds what it buffers meanwhile.
       const stream = socketStream(socket);
       const wake = this.#wake;
-      this.#wake = undefined;
+      this.#wake = this.#wakeWithError = undefined;
       if (wake) wake(stream);
       else this.#waiting.push(stream);
     });
@@ -95,7 +99,23 @@ class NodeListener implements Listener {
   accept(): Promise<ByteStream | null> {
     if (this.#waiting.length > 0) return Promise.resolve(this.#waiting.shift()!);
     if (this.#closed) return Promise.resolve(null);
-    return new Promise((resolve) => (this.#wake = resolve));
+    const failure = this.#failure;
+    if (failure) {
+      this.#failure = undefined;
+      return Promise.reject(failure.error);
+    }
+    return new Promise((resolve, reject) => {
+      this.#wake = resolve;
+      this.#wakeWithError = reject;
+    });
+  }
+
+  /** An error of the listening socket: the pending accept() (or the next) throws it. */
+  fail(error: unknown): void {
+    const wake = this.#wakeWithError;
+    this.#wake = this.#wakeWithError = undefined;
+    if (wake) wake(error);
+    else this.#failure = { error };
   }
 
   close(): void {
@@ -104,7 +124,7 @@ class NodeListener implements Listener {
     this.server.close();
     for (const stream of this.#waiting.splice(0)) stream.close();
     this.#wake?.(null);
-    this.#wake = undefined;
+    this.#wake = this.#wakeWithError = undefined;
     // libuv unlinks the name it bound, which is the staging name: the socket was moved.
     if (this.address.kind === "unix") rmSync(this.address.path, { force: true });
   }
