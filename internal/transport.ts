@@ -19,6 +19,7 @@ import { leanConnectUnary, leanGrpcUnary, type PostBytes } from "./lean/unary_cl
 import { leanServerStream } from "./lean/stream_client.ts";
 import type { H2ClientTimeouts } from "./http2/client.ts";
 import { openEngineHttpClient } from "./http2/client_universal.ts";
+import { once, rethrowing } from "./iterables.ts";
 import { connectSocket } from "#runtime";
 import type { SocketTarget } from "./runtime/types.ts";
 
@@ -102,16 +103,9 @@ export function createPluginTransport(
       throw asUnavailable(error, request.signal);
     }
     onResponse?.(response.status, response.header.get("content-type") ?? "");
-    const body = response.body;
     return {
       ...response,
-      body: (async function* () {
-        try {
-          yield* body;
-        } catch (error) {
-          throw asUnavailable(error, request.signal);
-        }
-      })(),
+      body: rethrowing(response.body, (error) => asUnavailable(error, request.signal)),
     };
   };
   const transportOptions: CommonTransportOptions = {
@@ -194,10 +188,6 @@ function bearer(token: string): Interceptor {
     request.header.set("authorization", value);
     return next(request);
   };
-}
-
-async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
-  yield bytes;
 }
 
 /**
