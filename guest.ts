@@ -47,6 +47,7 @@ import {
   errorText,
   LOG_LEVEL_NAMES,
   Logger,
+  LogLevel,
   type LogLevelName,
   parseLogLevel,
 } from "./internal/log.ts";
@@ -339,7 +340,7 @@ export async function serve<
   if (serverKind !== "engine" && serverKind !== "native") {
     throw new TypeError(`serve: server must be "engine" or "native", not ${String(serverKind)}`);
   }
-  const logger = options.logger ?? stderrLogger(parseLogLevel("info"));
+  const logger = options.logger ?? stderrLogger(LogLevel.Info);
   const cancelCalls = new AbortController();
   const implementation: object = options.implementation;
   const handler = createPluginHandler({
@@ -408,8 +409,8 @@ async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boo
 
 /**
  * Answers one Ping in memory before listening, so that the host's first real Ping
- * does not pay for compiling the request path (it took 5 to 10 ms here, on the
- * critical path of readiness). A failure here is the real Ping's to report.
+ * does not pay for compiling the request path, which is on the critical path of
+ * readiness. A failure here is the real Ping's to report.
  */
 async function warmUp(
   handler: ReturnType<typeof createPluginHandler>,
@@ -456,7 +457,7 @@ function assertPingable(service: DescService): void {
   }
 }
 
-function stderrLogger(level: ReturnType<typeof parseLogLevel>): Logger {
+function stderrLogger(level: LogLevel): Logger {
   return new Logger({ level, format: "json", write: writeStderr });
 }
 
