@@ -1,5 +1,5 @@
 /**
- * Byte helpers shared by the log reader and the HTTP/2 client.
+ * Byte helpers shared by the log reader and the lean streaming client.
  *
  * @module
  */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { DescMethodServerStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import type { DescService } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import {
   Code,
@@ -26,9 +26,10 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   HealthCheckResponseSchema,
 } from "../gen/grpc/health/v1/health_pb.ts";
+import { once, rethrowing } from "./iterables.ts";
 import type { Logger } from "./log.ts";
-import { type LeanRoute, leanUnaryRoute, requestHeaderOf } from "./lean/unary.ts";
-import { leanServerStreamRoute } from "./lean/stream.ts";
+import { type LeanRoute, leanRoute } from "./lean/route.ts";
+import { requestHeaderOf } from "./lean/unary.ts";
 import { reflectionServices } from "./reflection.ts";
 
 /**
@@ -99,16 +100,8 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
     for (const method of desc.methods) {
       const fn = (impl as Record<string, unknown>)[method.localName];
       if (typeof fn !== "function") continue;
-      const path = `/${desc.typeName}/${method.name}`;
-      // (methodKind narrows the union; TypeScript does not follow the loop.)
-      if (method.methodKind === "unary") {
-        leanRoutes.set(path, leanUnaryRoute(method as DescMethodUnary, fn.bind(impl), leanOptions));
-      } else if (method.methodKind === "server_streaming") {
-        leanRoutes.set(
-          path,
-          leanServerStreamRoute(method as DescMethodServerStreaming, fn.bind(impl), leanOptions),
-        );
-      }
+      const route = leanRoute(method, fn.bind(impl), leanOptions);
+      if (route) leanRoutes.set(`/${desc.typeName}/${method.name}`, route);
     }
   }
   const extra = new Map(Object.entries(options.handlers ?? {}));
@@ -141,7 +134,7 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
     return {
       status: 404,
       header: new Headers({ "content-type": "text/plain" }),
-      body: once("not found\n"),
+      body: once(new TextEncoder().encode("not found\n")),
     };
   }
 }
@@ -238,10 +231,6 @@ async function* streamToIterable(stream: ReadableStream<Uint8Array>): AsyncItera
   }
 }
 
-async function* once(text: string): AsyncIterable<Uint8Array> {
-  yield new TextEncoder().encode(text);
-}
-
 /**
  * A listener that cannot send HTTP trailers (`Deno.serve`, the guest's `server:
  * "native"` on Deno) cannot answer gRPC, but a trailers-only response (status in the
@@ -291,16 +280,12 @@ function internalErrors(logger: Logger): Interceptor {
     try {
       const response = await next(request);
       if (!response.stream) return response;
-      const messages = response.message;
       return {
         ...response,
-        message: (async function* () {
-          try {
-            yield* messages;
-          } catch (error) {
-            throw convert(error, request.signal, procedure);
-          }
-        })(),
+        message: rethrowing(
+          response.message,
+          (error) => convert(error, request.signal, procedure),
+        ),
       };
     } catch (error) {
       throw convert(error, request.signal, procedure);

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
-import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "../internal/envelope.ts";
+import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "../internal/lean/envelope.ts";
 
 const sizes = [0, 1, 7, 255, 256, 65_535, 65_536, 70_000, 16_777_217];
 

@@ -10,50 +10,22 @@
  *
  * @module
  */
-import {
-  create,
-  type DescMethodServerStreaming,
-  fromBinary,
-  isMessage,
-  toBinary,
-} from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { create, type DescMethodServerStreaming, isMessage, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { endStreamFlag, endStreamToJson } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { encodeUnaryEnvelope } from "../envelope.ts";
-import {
-  headerOf,
-  LeanContext,
-  type LeanRoute,
-  type LeanRouteOptions,
-  type Protocol,
-  readBody,
-  shared,
-} from "./unary.ts";
-import { bodyReadSoFar, type LeanRequest, type SharedHeaders } from "../runtime/lean_contract.ts";
+import { encodeUnaryEnvelope } from "./envelope.ts";
+import { once } from "../iterables.ts";
+import { parseBinary } from "./messages.ts";
+import type { LeanAnswerOf, LeanRouteOptions, Protocol } from "./route.ts";
+import { LeanContext, readBody, readSoFar, shared } from "./unary.ts";
+import type { SharedHeaders } from "../runtime/lean_contract.ts";
 
 const streamHeader: Record<Protocol, SharedHeaders> = {
   connect: shared(new Headers({ "content-type": "application/connect+proto" })),
   grpc: shared(new Headers({ "content-type": "application/grpc+proto" })),
 };
-
-/** Which lean path a streaming request may take, or `undefined` for connect-es. */
-function leanStreamProtocol(request: LeanRequest, grpc: boolean): Protocol | undefined {
-  if (request.method !== "POST") return undefined;
-  const type = headerOf(request, "content-type");
-  if (type === "application/connect+proto") {
-    const encoding = headerOf(request, "connect-content-encoding");
-    if (encoding !== null && encoding !== "identity") return undefined;
-    return headerOf(request, "connect-timeout-ms") !== null ? undefined : "connect";
-  }
-  if (grpc && (type === "application/grpc" || type === "application/grpc+proto")) {
-    const encoding = headerOf(request, "grpc-encoding");
-    if (encoding !== null && encoding !== "identity") return undefined;
-    return headerOf(request, "grpc-timeout") !== null ? undefined : "grpc";
-  }
-  return undefined;
-}
 
 /**
  * The one input message of a server-streaming request body, checked as connect-es's
@@ -104,19 +76,12 @@ function singleInput(body: Uint8Array, readMaxBytes: number, protocol: Protocol)
   return message;
 }
 
-/** Builds the lean route of one server-streaming method. */
-export function leanServerStreamRoute(
-  method: DescMethodServerStreaming,
-  implementation: (input: unknown, context: HandlerContext) => unknown,
-  options: LeanRouteOptions,
-): LeanRoute {
-  const procedure = `/${method.parent.typeName}/${method.name}`;
-  const grpc = options.grpc ?? false;
-
-  async function answer(
-    request: LeanRequest,
-    protocol: Protocol,
-  ): Promise<UniversalServerResponse> {
+/** The lean answer of one server-streaming method, for its route (route.ts). */
+export const serverStreamAnswer: LeanAnswerOf<DescMethodServerStreaming> = (
+  method,
+  { implementation, options, procedure },
+) => {
+  return async function answer(request, protocol) {
     const context = new LeanContext(
       method,
       request,
@@ -135,19 +100,10 @@ export function leanServerStreamRoute(
       try {
         bytes = await readBody(request, options.readMaxBytes + 5);
       } catch (error) {
-        const readSoFar = (error as { [bodyReadSoFar]?: Uint8Array })[bodyReadSoFar];
-        // Over the limit: the envelope check says what is wrong, as connect-es's would.
-        if (readSoFar === undefined) throw error;
-        bytes = readSoFar;
+        bytes = readSoFar(error);
       }
       bytes = singleInput(bytes, options.readMaxBytes, protocol);
-      let input;
-      try {
-        input = bytes.length === 0 ? create(method.input) : fromBinary(method.input, bytes);
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new ConnectError(`parse binary: ${reason}`, Code.Internal);
-      }
+      const input = bytes.length === 0 ? create(method.input) : parseBinary(method.input, bytes);
       const output = implementation(input, context) as AsyncIterable<unknown>;
       it = output[Symbol.asyncIterator]();
       // As connect-es: the answer starts with the first message, so that an
@@ -165,13 +121,8 @@ export function leanServerStreamRoute(
       body,
       trailer: protocol === "grpc" ? body.trailer : undefined,
     };
-  }
-
-  return (request) => {
-    const protocol = leanStreamProtocol(request, grpc);
-    return protocol === undefined ? undefined : answer(request, protocol);
   };
-}
+};
 
 /** The answer to a call that failed before its first message. */
 function errorAnswer(
@@ -192,10 +143,6 @@ function errorAnswer(
     header: context.headerToSend,
     body: once(endStream(context, error)),
   };
-}
-
-async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
-  yield bytes;
 }
 
 const encoder = new TextEncoder();

@@ -5,7 +5,9 @@
  * before the body is read, read limit, parse, implementation, headers and trailers,
  * errors as Connect JSON with their HTTP status or as gRPC trailers) without its
  * per-call async iterators and stream plumbing. Anything else (JSON, compression,
- * timeouts, GET, gRPC-Web, streaming) goes to connect-es.
+ * timeouts, GET, gRPC-Web, streaming) goes to connect-es (route.ts decides). It also
+ * holds what the streaming answer (stream.ts) shares with it: the lean HandlerContext,
+ * cheap header reads, the whole-body read and the shared response headers.
  *
  * @module
  */
@@ -13,7 +15,6 @@ import {
   create,
   type DescMethod,
   type DescMethodUnary,
-  fromBinary,
   isMessage,
   toBinary,
 } from "@bufbuild/protobuf";
@@ -24,11 +25,12 @@ import {
   createContextValues,
   type HandlerContext,
 } from "@connectrpc/connect";
-import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { readAllBytes } from "@connectrpc/connect/protocol";
-import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "../envelope.ts";
+import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "./envelope.ts";
+import { parseBinary } from "./messages.ts";
+import type { LeanAnswerOf, Protocol } from "./route.ts";
 import {
   bodyReadSoFar,
   type LeanRequest,
@@ -73,63 +75,14 @@ function bodyOf(bytes: Uint8Array): WholeBody {
   return new Whole(bytes);
 }
 
-/** What a lean route needs besides the method and its implementation. */
-export interface LeanRouteOptions {
-  readMaxBytes: number;
-  shutdownSignal: AbortSignal;
-  /** Whether gRPC may take the lean path too (the runtime can send trailers). */
-  grpc?: boolean;
-  /** Runs before the body is read, as connect-es's requestGate does. */
-  gate?: (context: HandlerContext) => void;
-  /** Turns anything a handler throws into the ConnectError the caller gets. */
-  toConnectError: (error: unknown, signal: AbortSignal, procedure: string) => ConnectError;
-}
-
-/**
- * A route's answer to an eligible request, or `undefined` (decided before anything is
- * read) to let connect-es answer. Not an async function: a route returns the call's
- * own promise, without the extra turns an async wrapper costs.
- */
-export type LeanRoute = (request: LeanRequest) => Promise<UniversalServerResponse> | undefined;
-
-/** The protocols the lean paths answer. */
-export type Protocol = "connect" | "grpc";
-
-/**
- * Which lean path a request may take, or `undefined` if connect-es's own handler must
- * answer it (JSON, compression, timeouts, GET, gRPC-Web, or gRPC where the runtime
- * cannot send trailers).
- */
-export function leanProtocol(request: LeanRequest, grpc: boolean): Protocol | undefined {
-  if (request.method !== "POST") return undefined;
-  const type = headerOf(request, "content-type");
-  if (type === "application/proto") {
-    const encoding = headerOf(request, "content-encoding");
-    if (encoding !== null && encoding !== "identity") return undefined;
-    if (headerOf(request, "connect-timeout-ms") !== null) return undefined;
-    const version = headerOf(request, "connect-protocol-version");
-    return version === null || version === "1" ? "connect" : undefined;
-  }
-  if (grpc && (type === "application/grpc" || type === "application/grpc+proto")) {
-    const encoding = headerOf(request, "grpc-encoding");
-    if (encoding !== null && encoding !== "identity") return undefined;
-    return headerOf(request, "grpc-timeout") !== null ? undefined : "grpc";
-  }
-  return undefined;
-}
-
 const empty = new Uint8Array(0);
 
-/** Builds the lean route of one unary method. */
-export function leanUnaryRoute(
-  method: DescMethodUnary,
-  implementation: (input: unknown, context: HandlerContext) => unknown,
-  options: LeanRouteOptions,
-): LeanRoute {
-  const procedure = `/${method.parent.typeName}/${method.name}`;
-  const grpc = options.grpc ?? false;
-
-  async function answer(request: LeanRequest, protocol: Protocol) {
+/** The lean answer of one unary method, for its route (route.ts). */
+export const unaryAnswer: LeanAnswerOf<DescMethodUnary> = (
+  method,
+  { implementation, options, procedure },
+) => {
+  return async function answer(request, protocol) {
     const context = new LeanContext(method, request, options.shutdownSignal, protocol);
     try {
       options.gate?.(context);
@@ -138,11 +91,8 @@ export function leanUnaryRoute(
         // readMaxBytes limits a gRPC message, not its envelope's five bytes.
         bytes = await readBody(request, options.readMaxBytes + (protocol === "grpc" ? 5 : 0));
       } catch (error) {
-        const readSoFar = (error as { [bodyReadSoFar]?: Uint8Array })[bodyReadSoFar];
-        // A gRPC body over the limit: the envelope check below says what is wrong with it
-        // (a message too large, or more than one), as connect-es's envelope reader would.
-        if (protocol !== "grpc" || readSoFar === undefined) throw error;
-        bytes = readSoFar;
+        if (protocol !== "grpc") throw error;
+        bytes = readSoFar(error);
       }
       if (protocol === "grpc") {
         const message = unaryEnvelopeMessage(bytes, "input", options.readMaxBytes);
@@ -154,15 +104,8 @@ export function leanUnaryRoute(
         }
         bytes = message;
       }
-      let input;
-      try {
-        // An empty message parses to the defaults; create() skips the reader.
-        input = bytes.length === 0 ? create(method.input) : fromBinary(method.input, bytes);
-      } catch (error) {
-        // As connect-es (and grpc-go) answer a message that does not parse.
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new ConnectError(`parse binary: ${reason}`, Code.Internal);
-      }
+      // An empty message parses to the defaults; create() skips the reader.
+      const input = bytes.length === 0 ? create(method.input) : parseBinary(method.input, bytes);
       let output = await implementation(input, context);
       if (!isMessage(output, method.output)) output = create(method.output, output as never);
       const body = toBinary(method.output, output as never);
@@ -197,13 +140,8 @@ export function leanUnaryRoute(
         body: bodyOf(errorToJsonBytes(error, {})),
       };
     }
-  }
-
-  return (request) => {
-    const protocol = leanProtocol(request, grpc);
-    return protocol === undefined ? undefined : answer(request, protocol);
   };
-}
+};
 
 /**
  * A HandlerContext that builds only what a handler touches: most never read their
@@ -323,6 +261,17 @@ function withTrailers(context: LeanContext): Headers {
   const header = context.responseHeader;
   context.trailerIfAny?.forEach((value, key) => header.set(`trailer-${key}`, value));
   return header;
+}
+
+/**
+ * What a body read that went past its limit had read by then, so that the envelope
+ * check says what is wrong with the body (a message too large, or more than one), as
+ * connect-es's envelope reader would; any other failure is thrown again.
+ */
+export function readSoFar(error: unknown): Uint8Array {
+  const bytes = (error as { [bodyReadSoFar]?: Uint8Array })[bodyReadSoFar];
+  if (bytes === undefined) throw error;
+  return bytes;
 }
 
 /** The whole request body up to `limit`, the cheapest way the runtime offers. */

@@ -11,23 +11,28 @@
 import {
   create,
   type DescMessage,
-  type DescMethod,
   type DescMethodUnary,
-  fromBinary,
   isMessage,
   type MessageInitShape,
-  type MessageShape,
   toBinary,
 } from "@bufbuild/protobuf";
 import { appendHeaders, Code, ConnectError, type UnaryResponse } from "@connectrpc/connect";
-import { createMethodUrl } from "@connectrpc/connect/protocol";
 import {
   codeFromHttpStatus,
   errorFromJsonBytes,
   trailerDemux,
 } from "@connectrpc/connect/protocol-connect";
 import { validateResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
-import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "../envelope.ts";
+import { encodeUnaryEnvelope, unaryEnvelopeMessage } from "./envelope.ts";
+import {
+  abortError,
+  authorizationOf,
+  callSignals,
+  checkEncoding,
+  type LeanCallOptions,
+  methodUrls,
+} from "./call.ts";
+import { parseBinary } from "./messages.ts";
 import type { PostAnswer, PostBytes } from "../runtime/types.ts";
 
 export type { PostAnswer, PostBytes } from "../runtime/types.ts";
@@ -65,19 +70,6 @@ function inputBytes<I extends DescMessage>(
   );
 }
 
-function outputOf<O extends DescMessage>(
-  method: DescMethodUnary<DescMessage, O>,
-  bytes: Uint8Array,
-): MessageShape<O> {
-  try {
-    return fromBinary(method.output, bytes);
-  } catch (error) {
-    // Worded as connect-es words it.
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConnectError(`parse binary: ${reason}`, Code.Internal);
-  }
-}
-
 /**
  * Posts one call, with the deadline and the combined signal connect-es would make; a
  * failure to get any answer goes through `onNoAnswer` unless the caller's signal or the
@@ -85,52 +77,30 @@ function outputOf<O extends DescMessage>(
  */
 async function send(
   options: LeanUnaryOptions,
-  call: {
-    url: string;
-    header: Record<string, string>;
-    timeoutHeader: (ms: number) => [string, string];
-    body: Uint8Array;
-    signal: AbortSignal | undefined;
-    timeoutMs: number | undefined;
-  },
+  grpc: boolean,
+  url: string,
+  header: Record<string, string>,
+  body: Uint8Array,
+  signal: AbortSignal | undefined,
+  timeoutMs: number | undefined,
 ): Promise<PostAnswer> {
-  const { deadline, callSignal } = callSignals(call.signal, call.timeoutMs);
+  const { deadline, callSignal } = callSignals(signal, timeoutMs);
   if (deadline) {
-    const [name, value] = call.timeoutHeader(call.timeoutMs!);
-    call.header[name] = value;
+    if (grpc) header["grpc-timeout"] = `${timeoutMs}m`;
+    else header["connect-timeout-ms"] = String(timeoutMs);
   }
-  if (callSignal?.aborted) throw abortError(call.signal, deadline);
+  if (callSignal?.aborted) throw abortError(signal, deadline);
   try {
-    return await options.post(call.url, call.header, call.body, callSignal);
+    return await options.post(url, header, body, callSignal);
   } catch (error) {
-    if (callSignal?.aborted) throw abortError(call.signal, deadline);
+    if (callSignal?.aborted) throw abortError(signal, deadline);
     throw options.onNoAnswer(error, callSignal);
   }
 }
 
-/** Each method's URL under `baseUrl`, made once. */
-function methodUrls(baseUrl: string): (method: DescMethod) => string {
-  const urls = new WeakMap<DescMethod, string>();
-  return (method) => {
-    let url = urls.get(method);
-    if (url === undefined) {
-      url = createMethodUrl(baseUrl, method);
-      urls.set(method, url);
-    }
-    return url;
-  };
-}
-
-/** Options for {@linkcode leanConnectUnary}. */
-export interface LeanUnaryOptions {
-  baseUrl: string;
+/** Options for {@linkcode leanConnectUnary} and {@linkcode leanGrpcUnary}. */
+export interface LeanUnaryOptions extends LeanCallOptions {
   post: PostBytes;
-  /** Sent as `authorization: Bearer <token>`. */
-  token?: string;
-  /** Turns a failure to get any answer into the error the caller sees. */
-  onNoAnswer: (error: unknown, signal: AbortSignal | undefined) => unknown;
-  /** Sees every answer's status and content type. */
-  onResponse?: (status: number, contentType: string) => void;
   /** Largest answer accepted, in bytes (gRPC). */
   readMaxBytes?: number;
 }
@@ -143,21 +113,18 @@ type Unary = <I extends DescMessage, O extends DescMessage>(
   input: MessageInitShape<I>,
 ) => Promise<UnaryResponse<I, O>>;
 
-/** A call's deadline and its combined signal, as connect-es makes them. */
-export function callSignals(
-  signal: AbortSignal | undefined,
-  timeoutMs: number | undefined,
-): { deadline?: AbortSignal; callSignal?: AbortSignal } {
-  const deadline = timeoutMs !== undefined && timeoutMs > 0
-    ? AbortSignal.timeout(timeoutMs)
-    : undefined;
-  const callSignal = signal && deadline ? AbortSignal.any([signal, deadline]) : signal ?? deadline;
-  return { deadline, callSignal };
-}
-
 /** The `unary` method of a gRPC transport, lean; the runtime's POST must give trailers. */
 export function leanGrpcUnary(options: LeanUnaryOptions): Unary {
-  const authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
+  return leanUnary(options, true);
+}
+
+/** The `unary` method of a Connect transport, lean. */
+export function leanConnectUnary(options: LeanUnaryOptions): Unary {
+  return leanUnary(options, false);
+}
+
+function leanUnary(options: LeanUnaryOptions, grpc: boolean): Unary {
+  const authorization = authorizationOf(options.token);
   const readMaxBytes = options.readMaxBytes ?? 4 * 1024 * 1024;
   const urlOf = methodUrls(options.baseUrl);
   return async function unary<I extends DescMessage, O extends DescMessage>(
@@ -167,107 +134,86 @@ export function leanGrpcUnary(options: LeanUnaryOptions): Unary {
     header: ConstructorParameters<typeof Headers>[0] | undefined,
     input: MessageInitShape<I>,
   ): Promise<UnaryResponse<I, O>> {
-    const answer = await send(options, {
-      url: urlOf(method),
-      header: requestHeaders(header, authorization, GRPC_HEADERS),
-      timeoutHeader: (ms) => ["grpc-timeout", `${ms}m`],
-      body: encodeUnaryEnvelope(inputBytes(method, input)),
-      signal,
-      timeoutMs,
-    });
-    options.onResponse?.(answer.status, answer.header.get("content-type") ?? "");
-    const { headerError } = validateResponse(answer.status, answer.header);
-    const encoding = answer.header.get("grpc-encoding");
-    if (encoding !== null && encoding.toLowerCase() !== "identity") {
-      throw new ConnectError(
-        `unsupported response encoding "${encoding}"`,
-        Code.Internal,
-        answer.header,
-      );
-    }
-    const trailer = answer.trailer ?? new Headers();
-    const bytes = unaryEnvelopeMessage(answer.body, "output", readMaxBytes);
-    validateTrailer(trailer, answer.header);
-    if (bytes === undefined) {
-      if (headerError) throw headerError;
-      throw new ConnectError(
-        "protocol error: missing output message for unary method",
-        trailer.has("grpc-status") ? Code.Unimplemented : Code.Unknown,
-      );
-    }
-    if (headerError) {
-      throw new ConnectError(
-        "protocol error: received output message for unary method with error status",
-        Code.Unknown,
-      );
-    }
-    return {
-      stream: false,
-      service: method.parent,
-      method,
-      header: answer.header,
-      message: outputOf(method, bytes),
-      trailer,
-    };
+    const url = urlOf(method);
+    const headers = requestHeaders(header, authorization, grpc ? GRPC_HEADERS : CONNECT_HEADERS);
+    const bytes = inputBytes(method, input);
+    const body = grpc ? encodeUnaryEnvelope(bytes) : bytes;
+    const answer = await send(options, grpc, url, headers, body, signal, timeoutMs);
+    return grpc
+      ? grpcResponse(options, readMaxBytes, method, answer)
+      : connectResponse(options, method, answer);
   };
 }
 
-/** The `unary` method of a Connect transport, lean. */
-export function leanConnectUnary(options: LeanUnaryOptions): Unary {
-  const authorization = options.token === undefined ? undefined : `Bearer ${options.token}`;
-  const urlOf = methodUrls(options.baseUrl);
-  return async function unary<I extends DescMessage, O extends DescMessage>(
-    method: DescMethodUnary<I, O>,
-    signal: AbortSignal | undefined,
-    timeoutMs: number | undefined,
-    header: ConstructorParameters<typeof Headers>[0] | undefined,
-    input: MessageInitShape<I>,
-  ): Promise<UnaryResponse<I, O>> {
-    const answer = await send(options, {
-      url: urlOf(method),
-      header: requestHeaders(header, authorization, CONNECT_HEADERS),
-      timeoutHeader: (ms) => ["connect-timeout-ms", String(ms)],
-      body: inputBytes(method, input),
-      signal,
-      timeoutMs,
-    });
-    const contentType = answer.header.get("content-type") ?? "";
-    options.onResponse?.(answer.status, contentType);
-    // Split out the `trailer-` headers; most answers have none, and knowing that from
-    // the names alone spares filling the headers.
-    const [responseHeader, responseTrailer] =
-      answer.headerNames && !hasTrailers(answer.headerNames())
-        ? [answer.header, new Headers()]
-        : trailerDemux(answer.header);
-    if (answer.status !== 200) {
-      const metadata = appendHeaders(responseHeader, responseTrailer);
-      throw errorFromAnswer(answer.status, contentType, answer.body, metadata);
-    }
-    if (contentType !== "application/proto") {
-      throw new ConnectError(`unexpected content type ${contentType}`, Code.Internal);
-    }
-    return {
-      stream: false,
-      service: method.parent,
-      method,
-      header: responseHeader,
-      message: outputOf(method, answer.body),
-      trailer: responseTrailer,
-    };
+/** A gRPC answer as connect-es's gRPC transport reads it: envelope, then status. */
+function grpcResponse<I extends DescMessage, O extends DescMessage>(
+  options: LeanUnaryOptions,
+  readMaxBytes: number,
+  method: DescMethodUnary<I, O>,
+  answer: PostAnswer,
+): UnaryResponse<I, O> {
+  options.onResponse?.(answer.status, answer.header.get("content-type") ?? "");
+  const { headerError } = validateResponse(answer.status, answer.header);
+  checkEncoding(answer.header, "grpc-encoding");
+  const trailer = answer.trailer ?? new Headers();
+  const bytes = unaryEnvelopeMessage(answer.body, "output", readMaxBytes);
+  validateTrailer(trailer, answer.header);
+  if (bytes === undefined) {
+    if (headerError) throw headerError;
+    throw new ConnectError(
+      "protocol error: missing output message for unary method",
+      trailer.has("grpc-status") ? Code.Unimplemented : Code.Unknown,
+    );
+  }
+  if (headerError) {
+    throw new ConnectError(
+      "protocol error: received output message for unary method with error status",
+      Code.Unknown,
+    );
+  }
+  return {
+    stream: false,
+    service: method.parent,
+    method,
+    header: answer.header,
+    message: parseBinary(method.output, bytes),
+    trailer,
+  };
+}
+
+/** A Connect answer as connect-es's Connect transport reads it. */
+function connectResponse<I extends DescMessage, O extends DescMessage>(
+  options: LeanUnaryOptions,
+  method: DescMethodUnary<I, O>,
+  answer: PostAnswer,
+): UnaryResponse<I, O> {
+  const contentType = answer.header.get("content-type") ?? "";
+  options.onResponse?.(answer.status, contentType);
+  // Split out the `trailer-` headers; most answers have none, and knowing that from
+  // the names alone spares filling the headers.
+  const [responseHeader, responseTrailer] = answer.headerNames && !hasTrailers(answer.headerNames())
+    ? [answer.header, new Headers()]
+    : trailerDemux(answer.header);
+  if (answer.status !== 200) {
+    const metadata = appendHeaders(responseHeader, responseTrailer);
+    throw errorFromAnswer(answer.status, contentType, answer.body, metadata);
+  }
+  if (contentType !== "application/proto") {
+    throw new ConnectError(`unexpected content type ${contentType}`, Code.Internal);
+  }
+  return {
+    stream: false,
+    service: method.parent,
+    method,
+    header: responseHeader,
+    message: parseBinary(method.output, answer.body),
+    trailer: responseTrailer,
   };
 }
 
 function hasTrailers(names: Iterable<string>): boolean {
   for (const name of names) if (name.startsWith("trailer-")) return true;
   return false;
-}
-
-/** The error of a call its caller's signal or its deadline ended, as connect-es words it. */
-export function abortError(signal?: AbortSignal, deadline?: AbortSignal): ConnectError {
-  if (deadline?.aborted && !signal?.aborted) {
-    return new ConnectError("the operation timed out", Code.DeadlineExceeded);
-  }
-  return ConnectError.from(signal?.reason ?? new Error("aborted"), Code.Canceled);
 }
 
 function errorFromAnswer(
