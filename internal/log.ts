@@ -246,8 +246,8 @@ const NOT_PLAIN = /[\\\x00-\x1f\ud800-\udfff]/;
  * `attributes`, `time` and `error` may be absent. Anything else (spaces, other keys or
  * order, escapes, non-string values) gives `undefined`, and JSON.parse decides. For the
  * lines it accepts the result is what JSON.parse would give, and each string's JSON is
- * the string in quotes, so it can be copied as it stands. JSON.parse was most of what
- * mirroring a plugin's logs cost (docs/BENCHMARKS.md).
+ * the string in quotes, so it can be copied as it stands. JSON.parse was the largest
+ * part of what mirroring a plugin's logs cost (docs/BENCHMARKS.md).
  */
 function scanPlainEntry(line: string): PlainEntry | undefined {
   if (!line.startsWith('{"level":') || NOT_PLAIN.test(line)) return undefined;
