@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { H2Client } from "../internal/http2/client.ts";
-import { Http2Error } from "../internal/http2/connection.ts";
+import { Http2Error } from "../internal/http2/errors.ts";
 import { socketStream } from "../internal/runtime/node_socket.ts";
 import { type HeaderField, HpackDecoder } from "../internal/http2/hpack.ts";
 import { encodeHeaderBlock } from "../internal/http2/hpack_encoder.ts";

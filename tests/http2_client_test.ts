@@ -15,7 +15,7 @@ import type {
 } from "@connectrpc/connect/protocol";
 import { H2Client, type H2ClientOptions, H2Pool } from "../internal/http2/client.ts";
 import { createUniversalClient } from "../internal/http2/client_universal.ts";
-import { Http2Error } from "../internal/http2/connection.ts";
+import { Http2Error } from "../internal/http2/errors.ts";
 import { createH2Server, type H2ServerOptions } from "../internal/http2/server_universal.ts";
 import { encodeFrame, encodeSettings } from "../internal/http2/frames.ts";
 import { encodeHeaderBlock } from "../internal/http2/hpack_encoder.ts";

@@ -31,15 +31,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ByteStream } from "../runtime/types.ts";
 import type { PostAnswer } from "../lean/unary_client.ts";
-import {
-  BodyTooLarge,
-  Connection,
-  type H2Stream,
-  type HeaderBlock,
-  Http2Error,
-} from "./connection.ts";
+import { Connection } from "./connection.ts";
+import { BodyTooLarge, Http2Error } from "./errors.ts";
 import { CANCEL, CONNECTION_SPECIFIC_HEADERS, ENHANCE_YOUR_CALM, NO_ERROR } from "./frames.ts";
+import type { HeaderBlock } from "./header_block.ts";
 import { encodeFlatHeaderBlock } from "./hpack_encoder.ts";
+import type { H2Stream } from "./stream.ts";
 
 /**
  * The largest answer body a host takes: gRPC's default 4 MiB message limit, its

@@ -27,7 +27,7 @@ import {
   streamFailure,
   type StreamInit,
 } from "./client.ts";
-import { type H2Stream, type HeaderBlock, Http2Error } from "./connection.ts";
+import { Http2Error } from "./errors.ts";
 import {
   CANCEL,
   ENHANCE_YOUR_CALM,
@@ -36,6 +36,8 @@ import {
   INADEQUATE_SECURITY,
   REFUSED_STREAM,
 } from "./frames.ts";
+import type { HeaderBlock } from "./header_block.ts";
+import type { H2Stream } from "./stream.ts";
 
 /**
  * On the body of a response from {@linkcode createUniversalClient}: the same body read

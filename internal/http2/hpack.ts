@@ -340,8 +340,16 @@ export class HpackDecoder {
   }
 }
 
-/** Bytes `start` to `end` as a byte string (one character per byte). */
-function latin1(bytes: Uint8Array, start: number, end: number): string {
+/**
+ * Bytes `start` to `end` as a byte string (one character per byte).
+ *
+ * @example
+ * ```ts
+ * import { latin1 } from "./hpack.ts";
+ * console.assert(latin1(new Uint8Array([0x68, 0x32, 0xe9]), 0, 3) === "h2\u00e9");
+ * ```
+ */
+export function latin1(bytes: Uint8Array, start: number, end: number): string {
   if (end - start <= 4096) {
     // deno-lint-ignore no-explicit-any
     return String.fromCharCode.apply(null, bytes.subarray(start, end) as any);

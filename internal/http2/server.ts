@@ -8,8 +8,10 @@
  * @module
  */
 import type { ByteStream } from "../runtime/types.ts";
-import { Connection, type ConnectionOptions, type H2Stream, Http2Error } from "./connection.ts";
+import { Connection, type ConnectionOptions } from "./connection.ts";
+import { Http2Error } from "./errors.ts";
 import { NO_ERROR } from "./frames.ts";
+import type { H2Stream } from "./stream.ts";
 
 /**
  * Limits and settings of every connection a server takes; see

@@ -21,7 +21,8 @@ import {
   readWholeBody,
   wholeBodyOf,
 } from "../runtime/lean_contract.ts";
-import { BodyTooLarge, type H2Stream, type HeaderBlock, Http2Error } from "./connection.ts";
+import { BodyTooLarge, Http2Error } from "./errors.ts";
+import type { HeaderBlock } from "./header_block.ts";
 import {
   CANCEL,
   CONNECTION_SPECIFIC_HEADERS,
@@ -34,6 +35,7 @@ import {
 } from "./frames.ts";
 import { encodeFlatHeaderBlock } from "./hpack_encoder.ts";
 import { H2ConnectionServer, type ServerLimits } from "./server.ts";
+import type { H2Stream } from "./stream.ts";
 
 /**
  * What {@linkcode createH2Server} needs. Besides the contract's fields, every limit of
