@@ -24,10 +24,11 @@ import {
   type H2Client,
   type H2ClientOptions,
   H2Pool,
-  streamFailure,
   type StreamInit,
 } from "./client.ts";
+import { streamFailure } from "./client_session.ts";
 import { Http2Error } from "./errors.ts";
+import type { HeaderBlock } from "./header_block.ts";
 import {
   CANCEL,
   ENHANCE_YOUR_CALM,
@@ -36,7 +37,6 @@ import {
   INADEQUATE_SECURITY,
   REFUSED_STREAM,
 } from "./frames.ts";
-import type { HeaderBlock } from "./header_block.ts";
 import type { H2Stream } from "./stream.ts";
 
 /**
