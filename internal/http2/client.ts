@@ -48,7 +48,7 @@ import type { H2Stream } from "./stream.ts";
  * console.assert(ANSWER_MAX_BYTES > 4 * 1024 * 1024 + 5);
  * ```
  */
-export const ANSWER_MAX_BYTES = 4 * 1024 * 1024 + 64 * 1024;
+export const ANSWER_MAX_BYTES: number = 4 * 1024 * 1024 + 64 * 1024;
 
 /**
  * Options for {@linkcode H2Client} and {@linkcode H2Pool}. Times are in ms.
@@ -171,6 +171,7 @@ export class H2Client {
   /** Each path's encoded `POST` pseudo-headers (HPACK blocks without state concatenate). */
   readonly #heads = new Map<string, Uint8Array>();
 
+  /** A client of `options.authority`; it connects when first needed. */
   constructor(options: H2ClientOptions) {
     this.#options = options;
     this.#keepaliveMs = options.keepaliveIntervalMs ?? 10_000;
@@ -437,6 +438,7 @@ export class H2Pool {
   /** Each URL's path, parsed once. */
   readonly #paths = new Map<string, string>();
 
+  /** `connections` clients with the same options. */
   constructor(connections: number, options: H2ClientOptions) {
     this.#clients = Array.from({ length: connections }, () => new H2Client(options));
   }

@@ -52,6 +52,7 @@ interface Waiter {
  * ```
  */
 export class Session {
+  /** The session's connection. */
   readonly conn: Connection;
   readonly #waiters = new Set<Waiter>();
   /** Streams whose body may wait on the send window. */

@@ -245,6 +245,10 @@ export class Connection {
   /** Resolves once the socket is closed; never rejects. */
   readonly closed: Promise<void>;
 
+  /**
+   * Starts the connection on `socket`: a client sends its preface at once, a server
+   * once the client's has come.
+   */
   constructor(socket: ByteStream, options: ConnectionOptions) {
     this.socket = socket;
     this.options = options;

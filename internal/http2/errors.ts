@@ -17,6 +17,7 @@ import { errorName } from "./frames.ts";
  * ```
  */
 export class Http2Error extends Error {
+  /** Always "Http2Error". */
   override name = "Http2Error";
   /** The RFC 9113 error code. */
   readonly code: number;
@@ -27,6 +28,7 @@ export class Http2Error extends Error {
   /** Whether the whole connection failed, not just one stream. */
   readonly connection: boolean;
 
+  /** `options` default to a local stream error; `cause` is kept as the error's cause. */
   constructor(
     message: string,
     code: number,
@@ -57,11 +59,13 @@ export class Http2Error extends Error {
  * ```
  */
 export class BodyTooLarge extends Error {
+  /** Always "BodyTooLarge". */
   override name = "BodyTooLarge";
   /** The limit passed. */
   readonly limit: number;
   /** The bytes read by then. */
   readonly readSoFar: Uint8Array;
+  /** `readSoFar`: the bytes read when the limit was passed. */
   constructor(limit: number, readSoFar: Uint8Array) {
     super(`body larger than ${limit} bytes`);
     this.limit = limit;

@@ -35,8 +35,9 @@ export class HeaderBlock {
   /** `:status`, in a response. */
   status?: number;
   /** The declared content-length, or -1. */
-  contentLength = -1;
+  contentLength: number = -1;
 
+  /** A block of `raw` fields whose regular ones start at `start`; `size` as counted. */
   constructor(raw: readonly string[], start: number, size: number) {
     this.raw = raw;
     this.start = start;

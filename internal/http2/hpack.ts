@@ -25,6 +25,7 @@ import { EOS, HUFFMAN_LENGTHS, huffmanCodes, STATIC_TABLE } from "./hpack_tables
  * ```
  */
 export class HpackError extends Error {
+  /** Always "HpackError". */
   override name = "HpackError";
 }
 
@@ -53,9 +54,11 @@ export type HeaderField = [name: string, value: string];
  * ```
  */
 export class HeaderListTooLarge extends HpackError {
+  /** Always "HeaderListTooLarge". */
   override name = "HeaderListTooLarge";
   /** The limit it passed. */
   readonly limit: number;
+  /** `limit`: the hard limit the list passed. */
   constructor(limit: number) {
     super(`header list larger than ${limit} bytes`);
     this.limit = limit;

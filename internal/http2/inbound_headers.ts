@@ -40,11 +40,17 @@ import { H2Stream } from "./stream.ts";
  * ```
  */
 export interface PartialBlock {
+  /** Its stream. */
   id: number;
+  /** The HEADERS frame carried END_STREAM. */
   endStream: boolean;
+  /** The HEADERS frame's priority named the stream itself. */
   selfDependent: boolean;
+  /** The fragments so far (copied). */
   parts: Uint8Array[];
+  /** Their total size. */
   size: number;
+  /** CONTINUATION frames so far. */
   continuations: number;
 }
 

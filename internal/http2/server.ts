@@ -67,6 +67,7 @@ export class H2ConnectionServer {
   readonly #live = new Map<Connection, Promise<void>>();
   #stopping = false;
 
+  /** A server with no connection yet: `serve()` hands it each one. */
   constructor(options: H2ConnectionServerOptions) {
     this.#options = options;
   }
