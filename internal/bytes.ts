@@ -1,5 +1,5 @@
 /**
- * Byte helpers shared by the log reader and the lean streaming client.
+ * Byte helpers shared by the log reader, the lean streaming client and the HTTP/2 engine.
  *
  * @module
  */
