@@ -232,7 +232,7 @@ export class Connection {
   /** @internal */ idleTimer?: ReturnType<typeof setTimeout>;
   /** @internal */ idleSince = 0;
   /** @internal */ stallTimer?: ReturnType<typeof setTimeout>;
-  /** @internal When the last bytes came in (per read, not per frame): keepalive pings only a quiet peer. */
+  /** @internal When bytes last came in (per read): keepalive pings only a quiet peer. */
   receivedAt = Date.now();
   // The end.
   /** @internal Why the connection failed or closed. */ error?: Http2Error;

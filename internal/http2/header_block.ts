@@ -172,7 +172,8 @@ export function responseHead(raw: string[], size: number): HeaderBlock | string 
  * @example
  * ```ts
  * import { trailerBlock } from "./header_block.ts";
- * console.assert(trailerBlock([":status", "200"], 0) === "pseudo-header :status after regular fields");
+ * const why = trailerBlock([":status", "200"], 0);
+ * console.assert(why === "pseudo-header :status after regular fields");
  * ```
  */
 export function trailerBlock(raw: string[], size: number): HeaderBlock | string {

@@ -36,7 +36,9 @@ import { H2Stream } from "./stream.ts";
  *
  * @example
  * ```ts ignore
- * connection.partial = { id, endStream, selfDependent, parts: [block.slice()], size: block.length, continuations: 0 };
+ * const parts = [block.slice()];
+ * const size = block.length;
+ * connection.partial = { id, endStream, selfDependent, parts, size, continuations: 0 };
  * ```
  */
 export interface PartialBlock {
