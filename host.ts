@@ -49,19 +49,18 @@ import {
 import { PluginConnection, randomToken, type WireProtocol } from "./internal/transport.ts";
 import {
   allocatePort as allocateRuntimePort,
-  type Child,
   makeDirectory,
   ownPid,
   processEnv,
-  type ProcessExit,
   removeFile,
   signalGroup,
   spawnChild,
   stderrIsTerminal,
   writeStderr,
 } from "#runtime";
+import type { Child, ProcessExit } from "./internal/runtime/types.ts";
 
-export type { ProcessExit } from "#runtime";
+export type { ProcessExit } from "./internal/runtime/types.ts";
 export type { WireProtocol } from "./internal/transport.ts";
 // A host is where one configures the logger that spawn() and the mirrored lines use.
 export { Logger, LogLevel, parseLogLevel } from "./internal/log.ts";

@@ -7,7 +7,6 @@
  */
 import { errorText, type Logger } from "./log.ts";
 import {
-  type Child,
   ownPid,
   processCommandLine,
   readTextFile,
@@ -17,6 +16,7 @@ import {
   signalPid,
   writeTextFile,
 } from "#runtime";
+import type { Child } from "./runtime/types.ts";
 
 /** Pids of the plugins this process started and has not reaped yet: never stale. */
 const ownChildren = new Set<number>();

@@ -99,6 +99,19 @@ describe("the architecture's checked rules", () => {
     assert.deepEqual(offenders, []);
   });
 
+  it("takes only values from #runtime: types come from runtime/types.ts", () => {
+    // A type from #runtime would put `#runtime` into the published .d.ts files, which
+    // resolvers without package.json `imports` (node10) cannot follow.
+    const offenders: string[] = [];
+    const statement = /(?:import|export)\b([^;]*?)\bfrom\s*["']#runtime["']/g;
+    for (const path of sources) {
+      for (const match of readFileSync(path, "utf8").matchAll(statement)) {
+        if (/^\s*type\b|[{,]\s*type\s/.test(match[1])) offenders.push(relative(root, path));
+      }
+    }
+    assert.deepEqual(offenders, []);
+  });
+
   it("holds no library module over 400 lines of code", () => {
     const over = sources
       .map((path) => [relative(root, path), codeLines(readFileSync(path, "utf8")).length] as const)
