@@ -157,6 +157,8 @@ const tsconfig = {
     outDir: ".",
     declaration: true,
     sourceMap: true,
+    // The maps carry their sources: src/ is not shipped.
+    inlineSources: true,
     strict: true,
     skipLibCheck: true,
     allowImportingTsExtensions: true,

@@ -195,6 +195,20 @@ try {
   // 3. A consumer: install the tarball, run a plain-JavaScript host and guest.
   const project = join(packDir, "consumer");
   await Deno.mkdir(join(project, "gen"), { recursive: true });
+  // Source maps name src/*.ts, which is not shipped: each must carry its sources.
+  const unpacked = join(packDir, "unpacked");
+  await Deno.mkdir(unpacked);
+  await run("tar", ["-xzf", tarball, "-C", unpacked]);
+  let maps = 0;
+  for await (const entry of Deno.readDir(join(unpacked, "package"))) {
+    if (!entry.name.endsWith(".js.map")) continue;
+    const map = JSON.parse(await Deno.readTextFile(join(unpacked, "package", entry.name)));
+    if (!map.sourcesContent?.every((text: unknown) => typeof text === "string")) {
+      throw new Error(`${entry.name} in the tarball does not carry its sources`);
+    }
+    maps++;
+  }
+  if (maps === 0) throw new Error("the tarball has no source maps at its top level");
   await Deno.writeTextFile(
     join(project, "package.json"),
     JSON.stringify({ name: "consumer", private: true, type: "module" }),

@@ -60,6 +60,18 @@ function specifiers(text: string): string[] {
 const sources = librarySources();
 /** node: modules every runtime ships alike, with no process or system behind them. */
 const portable = new Set(["node:util"]);
+/**
+ * The layers of docs/ARCHITECTURE.md, bottom up: the runtime seam, byte helpers any layer
+ * may use, the HTTP/2 engine, the rest of internal/, then the front doors and cli/.
+ */
+function layerOf(path: string): number {
+  const rel = relative(root, path);
+  if (rel.startsWith(join("internal", "runtime"))) return 0;
+  if (rel === join("internal", "bytes.ts")) return 1;
+  if (rel.startsWith(join("internal", "http2"))) return 2;
+  if (rel.startsWith("internal") || rel.startsWith("gen")) return 3;
+  return 4;
+}
 const isSeam = (path: string) => relative(root, path).startsWith(join("internal", "runtime"));
 
 describe("the architecture's checked rules", () => {
@@ -93,6 +105,20 @@ describe("the architecture's checked rules", () => {
         }
         if (specifier === "#package" || specifier === "#runtime") {
           offenders.push(`${relative(root, path)} imports ${specifier}`);
+        }
+      }
+    }
+    assert.deepEqual(offenders, []);
+  });
+
+  it("points every import down the layers (or within one)", () => {
+    const offenders: string[] = [];
+    for (const path of sources) {
+      for (const specifier of specifiers(readFileSync(path, "utf8"))) {
+        if (!specifier.startsWith(".")) continue;
+        const target = join(dirname(path), specifier);
+        if (layerOf(target) > layerOf(path)) {
+          offenders.push(`${relative(root, path)} imports ${relative(root, target)}`);
         }
       }
     }

@@ -637,3 +637,23 @@ describe("spawn(): peers and pid files (issue 14)", () => {
     assert.ok(log.some((line) => line.includes("fatal: loud")));
   });
 });
+
+describe("spawn(): LOG_LEVEL", () => {
+  it("passes the logger's level as LOG_LEVEL, and a LOG_LEVEL in env wins over it", async () => {
+    const serving = (entries: LogEntry[]) => entries.some((e) => /^serving on /.test(e.message));
+    for (const [env, expected] of [[{}, true], [{ LOG_LEVEL: "ERROR" }, false]] as const) {
+      using dir = tempDir();
+      const { logger, entries } = memoryLogger(); // at trace: the guest's debug lines show
+      const plugin = await spawn({
+        name: "test",
+        dir: dir.path,
+        ...testPlugin,
+        env,
+        service: EchoService,
+        logger,
+      });
+      await plugin.stop();
+      assert.equal(serving(entries), expected, `env ${JSON.stringify(env)}`);
+    }
+  });
+});

@@ -30,7 +30,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ByteStream } from "../runtime/types.ts";
-import type { PostAnswer } from "../lean/unary_client.ts";
+import type { PostAnswer } from "../runtime/types.ts";
 import { Session, streamFailure } from "./client_session.ts";
 import { BodyTooLarge, Http2Error } from "./errors.ts";
 import { CANCEL, CONNECTION_SPECIFIC_HEADERS, NO_ERROR } from "./frames.ts";
