@@ -1,7 +1,9 @@
 /**
  * The guest's request handler: a connect-es router for the plugin's services plus
  * health and reflection, extra fetch-style handlers, and the answers a Connect-only
- * listener owes gRPC callers.
+ * listener owes gRPC callers. The lean routes are built at once; the router and
+ * reflection (with its descriptor modules) only when a request first needs them, since
+ * a plugin's start (and its host's Ping) needs neither.
  *
  * @module
  */
@@ -30,7 +32,6 @@ import { once, rethrowing } from "./iterables.ts";
 import type { Logger } from "./log.ts";
 import { type LeanRoute, leanRoute } from "./lean/route.ts";
 import { requestHeaderOf } from "./lean/unary.ts";
-import { reflectionServices } from "./reflection.ts";
 
 /**
  * A fetch-style handler for a path outside the RPC services.
@@ -70,24 +71,10 @@ export interface PluginHandlerOptions {
 /** Builds the handler that serves a plugin's services, health and reflection. */
 export function createPluginHandler(options: PluginHandlerOptions): UniversalHandlerFn {
   const descriptors = options.services.map(([desc]) => desc);
-  const router = createConnectRouter({
-    grpc: options.trailers,
-    readMaxBytes: options.readMaxBytes,
-    shutdownSignal: options.shutdownSignal,
-    interceptors: [internalErrors(options.logger)],
-    requestGate: options.token === undefined ? undefined : tokenGate(options.token),
-  });
-  for (const [desc, impl] of options.services) {
-    router.service(desc, impl as Partial<ServiceImpl<DescService>>);
-  }
   const health = healthService(descriptors);
-  router.service(Health, health);
-  for (const [desc, impl] of reflectionServices([...descriptors, Health])) {
-    router.service(desc, impl);
-  }
-  const routes = new Map<string, UniversalHandler>(
-    router.handlers.map((h) => [h.requestPath, h]),
-  );
+  // Built once, by the first request that needs it; requests meanwhile share the build.
+  let routes: Promise<Map<string, UniversalHandler>> | undefined;
+  const connectRoutes = () => routes ??= buildRoutes(options, health);
   const leanRoutes = new Map<string, LeanRoute>();
   const leanOptions = {
     readMaxBytes: options.readMaxBytes,
@@ -121,7 +108,7 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
     request: UniversalServerRequest,
     path: string,
   ): Promise<UniversalServerResponse> {
-    const rpc = routes.get(path);
+    const rpc = (await connectRoutes()).get(path);
     if (rpc) {
       if (!options.trailers && isGrpc(request.header)) return grpcUnsupported();
       return await rpc(request);
@@ -137,6 +124,30 @@ export function createPluginHandler(options: PluginHandlerOptions): UniversalHan
       body: once(new TextEncoder().encode("not found\n")),
     };
   }
+}
+
+/** The connect-es router of every service, health and reflection, by request path. */
+async function buildRoutes(
+  options: PluginHandlerOptions,
+  health: ServiceImpl<typeof Health>,
+): Promise<Map<string, UniversalHandler>> {
+  const { reflectionServices } = await import("./reflection.ts");
+  const router = createConnectRouter({
+    grpc: options.trailers,
+    readMaxBytes: options.readMaxBytes,
+    shutdownSignal: options.shutdownSignal,
+    interceptors: [internalErrors(options.logger)],
+    requestGate: options.token === undefined ? undefined : tokenGate(options.token),
+  });
+  for (const [desc, impl] of options.services) {
+    router.service(desc, impl as Partial<ServiceImpl<DescService>>);
+  }
+  router.service(Health, health);
+  const described = [...options.services.map(([desc]) => desc), Health];
+  for (const [desc, impl] of reflectionServices(described)) {
+    router.service(desc, impl);
+  }
+  return new Map(router.handlers.map((h) => [h.requestPath, h]));
 }
 
 /**

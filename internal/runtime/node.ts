@@ -7,21 +7,79 @@
  *
  * @module
  */
+import module from "node:module";
 import process from "node:process";
 import { spawn } from "node:child_process";
 import { chmod, mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Readable } from "node:stream";
-import type { Child, ProcessExit, SpawnChildOptions } from "./types.ts";
+import type {
+  BindAddress,
+  Child,
+  ConnectionServer,
+  HttpServer,
+  ProcessExit,
+  ServeHttpOptions,
+  SpawnChildOptions,
+  SwitchedServe,
+} from "./types.ts";
 
 export type * from "./types.ts";
 export { allocatePort, connectSocket, listen } from "./node_net.ts";
-export { serveNative } from "./node_http2.ts";
-export { createHttp1Server } from "./node_http1.ts";
+
+// node:http2 and node:http are loaded when first needed, not with the guest: loading
+// them was a large share of a Node plugin's start, and most plugins never need them
+// (the engine answers HTTP/2; HTTP/1.1 comes from curl and browsers).
+
+/** node:http2 as the native server, behind the first-bytes switch (see node_http2.ts). */
+export async function serveNative(
+  options: ServeHttpOptions,
+  switched: SwitchedServe,
+): Promise<HttpServer> {
+  const { serveNative } = await import("./node_http2.ts");
+  return await serveNative(options, switched);
+}
+
+/**
+ * node:http as the HTTP/1.1 backend (see node_http1.ts), created on the first HTTP/1.1
+ * connection; connections arriving meanwhile wait for the same one.
+ */
+export function createHttp1Server(options: ServeHttpOptions, bound: BindAddress): ConnectionServer {
+  let server: Promise<ConnectionServer> | undefined;
+  const load = () =>
+    server ??= import("./node_http1.ts").then((m) => m.createHttp1Server(options, bound));
+  return {
+    serve(socket, first, deadline) {
+      load().then((http1) => http1.serve(socket, first, deadline), (error) => {
+        clearTimeout(deadline);
+        socket.close();
+        options.onError(error);
+      });
+    },
+    async shutdown() {
+      // A backend that failed to load has nothing to shut down.
+      await (await server?.catch(() => undefined))?.shutdown();
+    },
+  };
+}
 
 /** The runtime this build of the library runs on. */
 export const runtimeName: "deno" | "node" = "node";
+
+/**
+ * Turns on Node's module compile cache (Node 22.1 and later) where Node puts it by default
+ * (`NODE_COMPILE_CACHE` if set, else under the temporary directory), for an application's
+ * entry point: later starts skip compiling the modules it loads. Where Node lacks it, or
+ * the directory cannot be used, nothing happens: a cache never fails the program.
+ */
+export function enableCompileCache(): void {
+  try {
+    (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+  } catch {
+    // Without the cache the program is only slower.
+  }
+}
 
 /** The process's command-line arguments, without the executable and script. */
 export function processArgs(): string[] {
