@@ -8,28 +8,27 @@
  * npx ftl-plugin call http://127.0.0.1:8080 echo.v1.EchoService/Echo '{"message":"hi"}'
  * ```
  *
- * Each command lives in `cli/` with its command-line spec, from which its help is made.
+ * Each command lives in `cli/`; their command-line specs, from which help is made, live
+ * apart in `cli/specs.ts`.
  *
  * @module
  */
 import { errorText } from "./internal/log.ts";
-import { exitProcess, isMainModule, processArgs, writeStdout } from "#runtime";
-import { callCommand } from "./cli/call.ts";
+import { enableCompileCache, exitProcess, isMainModule, processArgs, writeStdout } from "#runtime";
 import { CliError, ExitCode, reportFailure, usage } from "./cli/failure.ts";
 import { helpCommand, overview } from "./cli/help.ts";
-import { pingCommand } from "./cli/ping.ts";
-import { runCommand } from "./cli/run.ts";
-import { versionCommand } from "./cli/version.ts";
 
 export { ExitCode } from "./cli/failure.ts";
 export { parseDuration } from "./internal/duration.ts";
 
+// Each command's module is loaded when it runs: importing them all (connect-es, protobuf,
+// the host) was most of the CLI's start, and help or a version needs none of it.
 const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
-  run: runCommand,
-  call: callCommand,
-  ping: pingCommand,
-  version: versionCommand,
-  "--version": versionCommand,
+  run: async (args) => (await import("./cli/run.ts")).runCommand(args),
+  call: async (args) => (await import("./cli/call.ts")).callCommand(args),
+  ping: async (args) => (await import("./cli/ping.ts")).pingCommand(args),
+  version: async (args) => (await import("./cli/version.ts")).versionCommand(args),
+  "--version": async (args) => (await import("./cli/version.ts")).versionCommand(args),
   help: helpCommand,
 };
 
@@ -68,5 +67,8 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (isMainModule(import.meta)) {
+  // An application may use Node's compile cache (a library must not choose it for its
+  // users): the commands' modules, loaded after this, compile once and then come from it.
+  enableCompileCache();
   await exitProcess(await main(processArgs()));
 }

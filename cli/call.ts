@@ -7,61 +7,17 @@
 import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import type { CommandSpec } from "../internal/config.ts";
-import { LogLevel } from "../internal/log.ts";
 import { PluginConnection, randomToken, tokenHint } from "../internal/transport.ts";
 import { readStdinText, writeStdout } from "#runtime";
-import { CliError, ExitCode, FAILURE_HELP, reportFailure, unavailable, usage } from "./failure.ts";
+import { CliError, ExitCode, reportFailure, usage } from "./failure.ts";
+import { unavailable } from "./unavailable.ts";
 import * as flags from "./flags.ts";
 import { readCommand } from "./command_line.ts";
 import { describe, KINDS } from "./schema.ts";
 import { startPlugin } from "./start.ts";
 import { cliLogger } from "./status.ts";
+import { callSpec } from "./specs.ts";
 import { isUrl, parseTarget, pluginName, splitMethod } from "./target.ts";
-
-const MISSING = "call needs a target and a method: call <exe|URL> <package.Service/Method> [JSON]";
-
-/**
- * The command line of `ftl-plugin call`.
- *
- * @example
- * ```ts
- * import { callSpec } from "./call.ts";
- * console.assert(callSpec.positionals.input.default === "{}");
- * ```
- */
-export const callSpec = {
-  name: "ftl-plugin call",
-  description: `Call one method with a JSON message and print the answer as JSON.
-
-The target is a running plugin's URL (http://host:port or unix:///path) or an
-executable, which is started with the arguments after --, called, and stopped. The
-schema comes from the plugin's reflection, except for grpc.health.v1.Health and any
-service's Ping (FTL's), whose schemas are known: they need no reflection (nor, for
-health, a token). JSON defaults to {}; "-" reads it from stdin. A server-streaming
-method prints each message as it arrives.`,
-  flags: {
-    ...flags.tokens,
-    timeout: flags.timeout("Deadline for the call, and for an executable to be ready."),
-    service: flags.service("(executable) Ping SERVICE for readiness, not found by reflection."),
-    protocol: flags.protocol,
-    dir: flags.dir("(executable) Its working directory."),
-    logLevel: flags.logLevel(
-      LogLevel.Warn,
-      "(executable) The least level of its logs shown.",
-    ),
-    json: flags.json("Compact output, one JSON value per line; errors as JSON too."),
-  },
-  positionals: {
-    target: { usage: "<exe|URL>", required: true, missing: MISSING },
-    method: { usage: "<package.Service/Method>", required: true, missing: MISSING },
-    input: { usage: "[JSON|-]", default: "{}" },
-  },
-  passthrough: { usage: "args…", misplaced: "plugin arguments go after --" },
-  footer: `${flags.DURATIONS_AND_LEVELS}
-
-${FAILURE_HELP}`,
-} satisfies CommandSpec;
 
 /**
  * Runs `ftl-plugin call` with the arguments after `call`.

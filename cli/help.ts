@@ -6,12 +6,9 @@
  */
 import { type CommandSpec, formatUsage, usageLine } from "../internal/config.ts";
 import { writeStdout } from "#runtime";
-import { callSpec } from "./call.ts";
 import { ExitCode, FAILURE_HELP, usage } from "./failure.ts";
 import { readCommand } from "./command_line.ts";
-import { pingSpec } from "./ping.ts";
-import { runSpec } from "./run.ts";
-import { versionSpec } from "./version.ts";
+import { callSpec, pingSpec, runSpec, versionSpec } from "./specs.ts";
 
 const COMMANDS: Record<string, CommandSpec> = {
   run: runSpec,

@@ -5,47 +5,15 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import { type CommandSpec, field } from "../internal/config.ts";
 import { PluginConnection, tokenHint } from "../internal/transport.ts";
 import { writeStderr, writeStdout } from "#runtime";
-import { CliError, ExitCode, FAILURE_HELP, usage } from "./failure.ts";
+import { CliError, ExitCode, usage } from "./failure.ts";
 import * as flags from "./flags.ts";
 import { readCommand } from "./command_line.ts";
 import { type Found, readiness } from "./readiness.ts";
 import { waiting } from "./status.ts";
+import { pingSpec } from "./specs.ts";
 import { isUrl, parseTarget } from "./target.ts";
-
-/**
- * The command line of `ftl-plugin ping`.
- *
- * @example
- * ```ts
- * import { pingSpec } from "./ping.ts";
- * console.assert(pingSpec.positionals.url.required);
- * ```
- */
-export const pingSpec = {
-  name: "ftl-plugin ping",
-  description: `Tell whether a running plugin is ready.
-
-Calls the plugin's Ping (the service is found by reflection, or given with
---service); a plugin without either is asked through grpc.health.v1.`,
-  flags: {
-    ...flags.tokens,
-    service: flags.service("The service whose Ping to call (package.Service)."),
-    wait: field.duration({
-      help: "Keep asking until it is ready or this has passed (default: ask once).",
-    }),
-    protocol: flags.protocol,
-    json: flags.json('{"ready":true,…} or {"ready":false,"reason":…} on stdout.'),
-  },
-  positionals: {
-    url: { usage: "<URL>", required: true, missing: "ping needs the plugin's URL: ping <URL>" },
-  },
-  footer: `Durations are Go-style: 500ms, 30s, 2m, 1m30s.
-
-${FAILURE_HELP}`,
-} satisfies CommandSpec;
 
 /**
  * Runs `ftl-plugin ping` with the arguments after `ping`.

@@ -6,76 +6,17 @@
  */
 import type { Plugin } from "../host.ts";
 import type { PingableService } from "../guest.ts";
-import { type CommandSpec, field } from "../internal/config.ts";
-import { errorText, LogLevel } from "../internal/log.ts";
+import { errorText } from "../internal/log.ts";
 import { randomToken } from "../internal/transport.ts";
 import { readTextFile, removeFile, writeSecretFile, writeStdout } from "#runtime";
-import { ExitCode, FAILURE_HELP, usage } from "./failure.ts";
-import * as flags from "./flags.ts";
+import { ExitCode, usage } from "./failure.ts";
 import { readCommand } from "./command_line.ts";
 import type { Found } from "./readiness.ts";
 import { type Inventory, inventory } from "./schema.ts";
+import { runSpec } from "./specs.ts";
 import { startPlugin } from "./start.ts";
 import { cliLogger } from "./status.ts";
 import { endpointText, pluginName } from "./target.ts";
-
-/**
- * The command line of `ftl-plugin run`.
- *
- * @example
- * ```ts
- * import { runSpec } from "./run.ts";
- * console.assert(runSpec.passthrough.required);
- * ```
- */
-export const runSpec = {
-  name: "ftl-plugin run",
-  description: `Start a plugin, show what it serves, and mirror its logs.
-
-Prints the endpoint, the time to ready, the protocol, and the services and methods
-the plugin serves (from its reflection), then mirrors its logs until Ctrl-C stops it.`,
-  flags: {
-    dir: flags.dir("Its working directory, where .ftl goes."),
-    name: field.string({
-      placeholder: "NAME",
-      help: "Its name in logs (default: the executable's base name).",
-    }),
-    bind: field.enum(["tcp", "unix"], {
-      default: "tcp",
-      accepts: "tcp or unix",
-      help: "A free 127.0.0.1 port, or <dir>/.ftl/<name>.sock.",
-    }),
-    timeout: flags.timeout("How long to wait until it is ready."),
-    service: flags.service("Ping SERVICE for readiness instead of finding it by reflection."),
-    protocol: flags.protocol,
-    tokenFile: field.string({
-      placeholder: "FILE",
-      help: "Write its token to FILE (mode 0600) for call; removed at the end.",
-    }),
-    noAuth: field.boolean({
-      help: "No token, so that anyone can call it (default: a token).",
-    }),
-    logLevel: flags.logLevel(
-      LogLevel.Info,
-      "The least level of its logs shown (see Log levels below).",
-    ),
-    json: flags.json("One JSON object per event on stdout; logs as JSON on stderr."),
-  },
-  passthrough: {
-    usage: "<exe> [args…]",
-    required: true,
-    missing: "no plugin to run: ftl-plugin run -- <exe> [args…]",
-    misplaced: "put the plugin after --",
-    help: "The plugin's executable and its arguments.",
-  },
-  footer: `The plugin gets a fresh random token, as under the host library, and refuses calls
-without it (health checks excepted): to call it from elsewhere, use --token-file, or
---no-auth. The token is never printed.
-
-${flags.DURATIONS_AND_LEVELS}
-
-${FAILURE_HELP}`,
-} satisfies CommandSpec;
 
 /**
  * Runs `ftl-plugin run` with the arguments after `run`.

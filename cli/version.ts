@@ -3,28 +3,11 @@
  *
  * @module
  */
-import type { CommandSpec } from "../internal/config.ts";
 import { writeStdout } from "#runtime";
 import { packageVersion } from "../internal/version.ts";
-import { ExitCode, FAILURE_HELP } from "./failure.ts";
-import * as flags from "./flags.ts";
+import { ExitCode } from "./failure.ts";
 import { readCommand } from "./command_line.ts";
-
-/**
- * The command line of `ftl-plugin version`.
- *
- * @example
- * ```ts
- * import { versionSpec } from "./version.ts";
- * console.assert(versionSpec.name === "ftl-plugin version");
- * ```
- */
-export const versionSpec = {
-  name: "ftl-plugin version",
-  description: "Print this package's version (also: ftl-plugin --version).",
-  flags: { json: flags.json('{"version":…} on stdout.') },
-  footer: FAILURE_HELP,
-} satisfies CommandSpec;
+import { versionSpec } from "./specs.ts";
 
 /**
  * Runs `ftl-plugin version` with the arguments after `version`.

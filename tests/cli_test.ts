@@ -412,6 +412,23 @@ describe("ftl-plugin", () => {
     assert.deepEqual(JSON.parse(json.stdout), { version });
   });
 
+  it("keeps Node's compile cache in the temporary directory, and answers without one", {
+    timeout: 60_000,
+  }, async () => {
+    using dir = tempDir();
+    // Missing, and under /proc (where Node's own recursive mkdir never returns).
+    for (const tmp of [dir.path, join(dir.path, "missing", "tmp"), "/proc/no-such-dir"]) {
+      const { code, stdout, stderr } = await ftlPlugin(["--version"], {
+        TMPDIR: tmp,
+        NODE_COMPILE_CACHE: "",
+      });
+      assert.equal(code, 0, stderr);
+      assert.match(stdout, /^ftl-plugin \d+\.\d+\.\d+/);
+    }
+    // Deno keeps its own code cache; the npm bin is an application, and uses Node's.
+    assert.equal(existsSync(join(dir.path, "node-compile-cache")), !onDeno);
+  });
+
   it("with --json, prints usage errors as JSON on stdout, exit 2", async () => {
     const cases: [string[], RegExp][] = [
       [["call", "--json", "http://127.0.0.1:1", "NoSlash"], /is not a method/],

@@ -15,6 +15,9 @@ export { allocatePort, connectSocket, listen } from "./deno_socket.ts";
 export { serveNative } from "./deno_serve.ts";
 export { createHttp1Server } from "./deno_http1.ts";
 
+/** Node's module compile cache: Deno keeps its own code cache, so there is nothing to do. */
+export function enableCompileCache(): void {}
+
 /** The runtime this build of the library runs on. */
 export const runtimeName: "deno" | "node" = "deno";
 

@@ -11,7 +11,8 @@ import module from "node:module";
 import process from "node:process";
 import { spawn } from "node:child_process";
 import { chmod, mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
-import { realpathSync } from "node:fs";
+import { mkdirSync, realpathSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Readable } from "node:stream";
 import type {
@@ -68,14 +69,25 @@ export function createHttp1Server(options: ServeHttpOptions, bound: BindAddress)
 export const runtimeName: "deno" | "node" = "node";
 
 /**
- * Turns on Node's module compile cache (Node 22.1 and later) where Node puts it by default
- * (`NODE_COMPILE_CACHE` if set, else under the temporary directory), for an application's
- * entry point: later starts skip compiling the modules it loads. Where Node lacks it, or
- * the directory cannot be used, nothing happens: a cache never fails the program.
+ * Turns on Node's module compile cache (Node 22.1 and later) where Node puts it by default,
+ * under the temporary directory, for an application's entry point: later starts skip
+ * compiling the modules it loads. Where Node lacks it, `NODE_COMPILE_CACHE` already chose,
+ * or the directory cannot be made or written, nothing happens: a cache never fails the
+ * program.
  */
 export function enableCompileCache(): void {
+  const enable = (module as { enableCompileCache?: (dir: string) => unknown }).enableCompileCache;
+  if (!enable || process.env.NODE_COMPILE_CACHE) return;
+  const dir = `${tmpdir()}/node-compile-cache`;
   try {
-    (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+    // Not recursive, and not left to Node: its recursive mkdir never returns under /proc
+    // (seen with TMPDIR there), and a temporary directory that is missing means no cache.
+    mkdirSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") return;
+  }
+  try {
+    enable(dir);
   } catch {
     // Without the cache the program is only slower.
   }
