@@ -22,7 +22,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { parseArgs } from "#runtime";
 import type { Field, HasValue } from "./field.ts";
 
 export {

@@ -18,6 +18,9 @@ export { createHttp1Server } from "./deno_http1.ts";
 /** Node's module compile cache: Deno keeps its own code cache, so there is nothing to do. */
 export function enableCompileCache(): void {}
 
+/** `node:util`'s `parseArgs` (node.ts says why it comes through the seam). */
+export { parseArgs } from "node:util";
+
 /** The runtime this build of the library runs on. */
 export const runtimeName: "deno" | "node" = "deno";
 

@@ -93,6 +93,13 @@ export function enableCompileCache(): void {
   }
 }
 
+/**
+ * `node:util`'s `parseArgs`, required rather than imported: importing node:util as a
+ * module builds its whole module namespace, a measurable share of the CLI's `--help`.
+ */
+export const parseArgs: typeof import("node:util").parseArgs =
+  module.createRequire(import.meta.url)("node:util").parseArgs;
+
 /** The process's command-line arguments, without the executable and script. */
 export function processArgs(): string[] {
   return process.argv.slice(2);
