@@ -91,11 +91,12 @@ export async function bundleForNode(entry: string, out: string): Promise<string>
 }
 
 /**
- * The SEA's main script. Node 22 runs only CommonJS there, and a plugin's bundle is
- * ESM with top-level await (which esbuild cannot turn into CommonJS), so the bundle
- * travels as an asset and is imported as a data: URL.
+ * The SEA's main script before Node 26, which runs only CommonJS there: a plugin's bundle
+ * is ESM with top-level await (which esbuild cannot turn into CommonJS), so the bundle
+ * travels as an asset and is imported as a data: URL. Node 26 refuses that import (a
+ * SEA's import() reaches only built-ins) but takes an ESM main (`mainFormat`).
  */
-const seaMain = `const { getAsset } = require("node:sea");
+const seaLoader = `const { getAsset } = require("node:sea");
 const source = getAsset("plugin.mjs", "utf8");
 import("data:text/javascript;base64," + Buffer.from(source).toString("base64")).catch((error) => {
   console.error(error);
@@ -108,17 +109,13 @@ export async function buildSea(bundle: string, out: string, node: string): Promi
   const file = join(out, "plugin");
   const work = await Deno.makeTempDir({ prefix: "ftl-sea-" });
   try {
-    await Deno.writeTextFile(join(work, "main.cjs"), seaMain);
     await Deno.copyFile(bundle, join(work, "plugin.mjs"));
-    await Deno.writeTextFile(
-      join(work, "sea.json"),
-      JSON.stringify({
-        main: "main.cjs",
-        output: "sea.blob",
-        disableExperimentalSEAWarning: true,
-        assets: { "plugin.mjs": "plugin.mjs" },
-      }),
-    );
+    const blob = { output: "sea.blob", disableExperimentalSEAWarning: true };
+    const config = await nodeMajor(node) >= 26
+      ? { ...blob, main: "plugin.mjs", mainFormat: "module" }
+      : { ...blob, main: "main.cjs", assets: { "plugin.mjs": "plugin.mjs" } };
+    await Deno.writeTextFile(join(work, "main.cjs"), seaLoader);
+    await Deno.writeTextFile(join(work, "sea.json"), JSON.stringify(config));
     await run(node, ["--experimental-sea-config", "sea.json"], work);
     await Deno.copyFile(await Deno.realPath(await which(node)), file);
     await Deno.chmod(file, 0o755);
@@ -133,6 +130,12 @@ export async function buildSea(bundle: string, out: string, node: string): Promi
   } finally {
     await Deno.remove(work, { recursive: true });
   }
+}
+
+async function nodeMajor(node: string): Promise<number> {
+  const { stdout } = await new Deno.Command(node, { args: ["--version"], stdout: "piped" })
+    .output();
+  return Number(/^v(\d+)/.exec(decode(stdout))?.[1] ?? 0);
 }
 
 /** `exe` as a path: itself when it has a slash, else the first match on PATH. */

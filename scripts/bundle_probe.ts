@@ -41,7 +41,8 @@ async function timePlugin(form: Form, dir: string): Promise<number> {
   const plugin = await spawn({ ...options, exe: form.exe, args: form.args });
   const ready = performance.now() - started;
   const exit = await plugin.stop();
-  if (exit.code !== 0) throw new Error(`${form.name} stopped with ${JSON.stringify(exit)}`);
+  // Told, not thrown: one odd stop on a loaded machine should not lose the run's figures.
+  if (exit.code !== 0) console.error(`${form.name} stopped with ${JSON.stringify(exit)}`);
   return ready;
 }
 
