@@ -75,8 +75,11 @@ export async function bundleForDeno(entry: string, out: string): Promise<string>
   return file;
 }
 
-/** Bundles a plugin compiled for Node into `out/plugin.mjs` (ESM, node: built-ins left out). */
-export async function bundleForNode(entry: string, out: string): Promise<string> {
+/**
+ * Bundles a plugin compiled for Node into `out/plugin.mjs` (ESM, node: built-ins left out).
+ * `sea`: for {@linkcode buildSea}, with `import.meta.url` the executable's file URL.
+ */
+export async function bundleForNode(entry: string, out: string, sea = false): Promise<string> {
   const file = join(out, "plugin.mjs");
   await npmTool(esbuild, [
     entry,
@@ -86,9 +89,21 @@ export async function bundleForNode(entry: string, out: string): Promise<string>
     "--target=node22",
     "--log-level=warning",
     `--outfile=${file}`,
+    ...(sea ? seaMetaUrl : []),
   ]);
   return file;
 }
+
+/**
+ * In a SEA, `import.meta.url` would be the loader's data: URL (Node 22, 24), which
+ * `createRequire` (the runtime takes node:util through it) refuses; the executable's own
+ * URL is what a plugin looking for files beside itself means anyway.
+ */
+const seaMetaUrl = [
+  `--banner:js=import { pathToFileURL as __seaFileUrl } from "node:url";` +
+  ` const __seaMetaUrl = __seaFileUrl(process.execPath).href;`,
+  "--define:import.meta.url=__seaMetaUrl",
+];
 
 /**
  * The SEA's main script before Node 26, which runs only CommonJS there: a plugin's bundle
@@ -104,12 +119,12 @@ import("data:text/javascript;base64," + Buffer.from(source).toString("base64")).
 });
 `;
 
-/** Makes `out/plugin`: a copy of `node` carrying `bundle` (from {@linkcode bundleForNode}). */
-export async function buildSea(bundle: string, out: string, node: string): Promise<string> {
+/** Makes `out/plugin`: a copy of `node` carrying the plugin `entry` (compiled for Node). */
+export async function buildSea(entry: string, out: string, node: string): Promise<string> {
   const file = join(out, "plugin");
   const work = await Deno.makeTempDir({ prefix: "ftl-sea-" });
   try {
-    await Deno.copyFile(bundle, join(work, "plugin.mjs"));
+    await bundleForNode(entry, work, true);
     const blob = { output: "sea.blob", disableExperimentalSEAWarning: true };
     const config = await nodeMajor(node) >= 26
       ? { ...blob, main: "plugin.mjs", mainFormat: "module" }
@@ -175,11 +190,8 @@ async function main(): Promise<void> {
   await Deno.mkdir(out, { recursive: true });
   const entry = positionals[0] ? resolve(positionals[0]) : undefined;
   if (runtime === "deno") return console.log(await bundleForDeno(entry ?? denoEcho, out));
-  const bundle = await bundleForNode(entry ?? nodeEcho(), out);
-  if (runtime === "node") return console.log(bundle);
-  console.log(await buildSea(bundle, out, values.node));
-  // The SEA carries the bundle: only the executable is shipped.
-  await Deno.remove(bundle);
+  if (runtime === "node") return console.log(await bundleForNode(entry ?? nodeEcho(), out));
+  console.log(await buildSea(entry ?? nodeEcho(), out, values.node));
 }
 
 if (import.meta.main) {

@@ -62,7 +62,7 @@ export async function probe(options: { rounds: number; node: string }): Promise<
     await Deno.writeTextFile(oneLiner, "globalThis.done = true;\n");
     const denoBundle = await bundleForDeno(denoEcho, dir);
     const nodeBundle = await bundleForNode(nodeEcho(), dir);
-    const sea = await buildSea(nodeBundle, dir, options.node);
+    const sea = await buildSea(nodeEcho(), dir, options.node);
     const deno = Deno.execPath();
     const node = options.node;
     const forms: Form[] = [
