@@ -7,7 +7,8 @@
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.ts";
 import { CliError, ExitCode } from "./failure.ts";
-import { type Inventory, inventory, pingService } from "./schema.ts";
+import { pingService } from "./ping_schema.ts";
+import type { Inventory } from "./schema.ts";
 
 const FTL_PING_INPUT = "xyz.block.ftl.v1.PingRequest";
 
@@ -43,6 +44,8 @@ export async function readiness(
 ): Promise<string | undefined> {
   let name = service;
   if (name === undefined) {
+    // Reflection's client and schemas are loaded only when the service must be found.
+    const { inventory } = await import("./schema.ts");
     found.inventory = await inventory(transport, signal);
     name = found.inventory.services?.find((s) =>
       s.methods.some((m) => m.name === "Ping" && m.input === FTL_PING_INPUT)

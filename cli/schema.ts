@@ -4,18 +4,11 @@
  *
  * @module
  */
-import {
-  create,
-  createFileRegistry,
-  type DescMethod,
-  type DescService,
-  type Registry,
-} from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import type { DescMethod, DescService, Registry } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
-import { file_xyz_block_ftl_v1_ftl } from "../gen/xyz/block/ftl/v1/ftl_pb.ts";
 import { ReflectionClient } from "../internal/reflection_client.ts";
+import { pingService } from "./ping_schema.ts";
 import { CliError, ExitCode } from "./failure.ts";
 
 /** One service a plugin serves, as the CLI lists it. */
@@ -85,38 +78,6 @@ export async function inventory(transport: Transport, signal?: AbortSignal): Pro
     })) ?? [],
   }));
   return { services, registry };
-}
-
-/**
- * A service with only FTL's Ping, named `typeName`: enough to ping any plugin.
- *
- * @param typeName The service's full name, such as `echo.v1.EchoService`.
- * @returns Its descriptor.
- * @example
- * ```ts
- * import { pingService } from "./schema.ts";
- * console.assert(pingService("echo.v1.EchoService").methods[0].name === "Ping");
- * ```
- */
-export function pingService(typeName: string): DescService {
-  const dot = typeName.lastIndexOf(".");
-  const ftl = file_xyz_block_ftl_v1_ftl;
-  const proto = create(FileDescriptorProtoSchema, {
-    name: `ftl-plugin-cli/${typeName}.proto`,
-    package: dot === -1 ? "" : typeName.slice(0, dot),
-    dependency: [ftl.proto.name],
-    syntax: "proto3",
-    service: [{
-      name: typeName.slice(dot + 1),
-      method: [{
-        name: "Ping",
-        inputType: ".xyz.block.ftl.v1.PingRequest",
-        outputType: ".xyz.block.ftl.v1.PingResponse",
-      }],
-    }],
-  });
-  const registry = createFileRegistry(proto, (name) => (name === ftl.proto.name ? ftl : undefined));
-  return registry.getService(typeName)!;
 }
 
 /**

@@ -13,7 +13,7 @@ import { onTerminationSignal } from "#runtime";
 import { CliError } from "./failure.ts";
 import { unavailable } from "./unavailable.ts";
 import { type Found, readiness } from "./readiness.ts";
-import { pingService } from "./schema.ts";
+import { pingService } from "./ping_schema.ts";
 import { waiting } from "./status.ts";
 
 /** What to start, and how. */
