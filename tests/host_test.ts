@@ -377,6 +377,15 @@ function ownChildren(): Map<number, number> {
 const echoGuest = echoGuestCommand(onDeno ? "deno" : "node");
 const grpcGoLike = scriptCommand(new URL("./fixtures/host_grpc_go_like.ts", import.meta.url));
 const staleHost = new URL("./fixtures/host_stale_pid.ts", import.meta.url);
+/** `deno run` with the permissions the README lists for a host. */
+const readmeHostRun = [
+  "run",
+  "--allow-run",
+  "--allow-net=127.0.0.1",
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+];
 
 describe("spawn(): peers and pid files (issue 14)", () => {
   for (const status of [500, 400]) {
@@ -521,12 +530,7 @@ describe("spawn(): peers and pid files (issue 14)", () => {
       writeFileSync(`${dir.path}/.ftl/unrelated.pid`, `${unrelated.pid}\n`);
       writeFileSync(`${dir.path}/.ftl/stale.pid`, `${stale.pid}\n`);
       const host = spawnProcess(deno, [
-        "run",
-        "--allow-run",
-        "--allow-net=127.0.0.1",
-        "--allow-env",
-        "--allow-read",
-        "--allow-write",
+        ...readmeHostRun,
         fileURLToPath(staleHost).replace(/\/npm\/tests\//, "/tests/").replace(/\.js$/, ".ts"),
         JSON.stringify({
           dir: dir.path,
@@ -556,12 +560,7 @@ describe("spawn(): peers and pid files (issue 14)", () => {
     const deno = denoExecutable();
     const started = Date.now();
     const host = spawnProcess(deno, [
-      "run",
-      "--allow-run",
-      "--allow-net=127.0.0.1",
-      "--allow-env",
-      "--allow-read",
-      "--allow-write",
+      ...readmeHostRun,
       fileURLToPath(staleHost),
       JSON.stringify({
         dir: dir.path,
