@@ -32,8 +32,6 @@
  */
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { GenService } from "@bufbuild/protobuf/codegenv2";
-import type { PingRequestSchema, PingResponseSchema } from "./gen/xyz/block/ftl/v1/ftl_pb.ts";
 import { bindUrl, parseBindUrl } from "./internal/bind.ts";
 import {
   ConfigError,
@@ -64,6 +62,7 @@ import {
   writeStdout,
 } from "#runtime";
 import { defaultServer, serveHttp } from "./internal/server/serve.ts";
+import type { PingableService } from "./internal/plugin.ts";
 import type { HttpServerKind } from "./internal/runtime/types.ts";
 
 export { field } from "./internal/config.ts";
@@ -80,33 +79,13 @@ export { Logger, LogLevel, parseLogLevel } from "./internal/log.ts";
 export type { LogEntry, LogFormat, LoggerOptions, LogLevelName } from "./internal/log.ts";
 export type { ExtraHandler } from "./internal/router.ts";
 export type { HttpServerKind } from "./internal/runtime/types.ts";
+export type { PingableService } from "./internal/plugin.ts";
 export {
   type PingRequest,
   PingRequestSchema,
   type PingResponse,
   PingResponseSchema,
 } from "./gen/xyz/block/ftl/v1/ftl_pb.ts";
-
-/**
- * A service whose methods include FTL's `Ping`: every plugin's main service.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import type { PingableService } from "@ftl-ts/plugin/guest";
- * import { EchoService } from "./gen/echo/v1/echo_pb.ts";
- *
- * const main: PingableService = EchoService;
- * assert.equal(main.method.ping.name, "Ping");
- * ```
- */
-export type PingableService = GenService<{
-  ping: {
-    methodKind: "unary";
-    input: typeof PingRequestSchema;
-    output: typeof PingResponseSchema;
-  };
-}>;
 
 /**
  * The one object implementing the main service and every additional service: a

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Plugin } from "../host.ts";
-import type { PingableService } from "../guest.ts";
+import type { PingableService } from "../internal/plugin.ts";
 import { errorText } from "../internal/log.ts";
 import { randomToken } from "../internal/transport.ts";
 import { readTextFile, removeFile, writeSecretFile, writeStdout } from "#runtime";

@@ -6,7 +6,7 @@
  */
 import type { Transport } from "@connectrpc/connect";
 import { type Plugin, spawn } from "../host.ts";
-import type { PingableService } from "../guest.ts";
+import type { PingableService } from "../internal/plugin.ts";
 import type { Logger } from "../internal/log.ts";
 import { type WireProtocol, withToken } from "../internal/transport.ts";
 import { onTerminationSignal } from "#runtime";
