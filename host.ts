@@ -54,6 +54,7 @@ import {
   waitUntilReady,
 } from "./internal/readiness.ts";
 import { PluginConnection, randomToken } from "./internal/transport.ts";
+import { type Checksum, verifyChecksum } from "./internal/checksum.ts";
 import {
   allocatePort as allocateRuntimePort,
   makeDirectory,
@@ -76,6 +77,7 @@ export {
   type Protocol,
 } from "./internal/plugin.ts";
 export type { WireProtocol } from "./internal/transport.ts";
+export { type Checksum, PluginChecksumError } from "./internal/checksum.ts";
 // A host is where one configures the logger that spawn() and the mirrored lines use.
 export { Logger, LogLevel, parseLogLevel } from "./internal/log.ts";
 export type { LogEntry, LogFormat, LoggerOptions, LogLevelName } from "./internal/log.ts";
@@ -203,6 +205,13 @@ export interface SpawnOptions<
    * Ping would be.
    */
   readiness?: (transport: Transport, signal: AbortSignal) => Promise<string | undefined>;
+  /**
+   * Start only a plugin whose file has this digest, else reject with a
+   * {@linkcode PluginChecksumError} and start nothing. `"sha256:<hex>"` checks `exe`
+   * (found as the start finds it: from `dir`, or through `PATH`); `{ file, digest }`
+   * checks `file` (from `dir`, or absolute), e.g. the script `deno` or `node` runs.
+   */
+  checksum?: Checksum;
 }
 
 const DEFAULT_START_TIMEOUT_MS = 30_000;
@@ -249,6 +258,8 @@ export async function spawn<
   E extends Record<string, DescService> = Record<never, never>,
 >(options: SpawnOptions<S, E>): Promise<Plugin<S, E>> {
   checkSpawnOptions(options);
+  // Before the stale kill and the port: a refused plugin leaves no trace.
+  await verifyChecksum(options);
   const { name } = options;
   const logger = options.logger ?? defaultLogger();
   const pluginLogger = logger.scope(name);

@@ -14,6 +14,7 @@ export type * from "./types.ts";
 export { allocatePort, connectSocket, listen } from "./deno_socket.ts";
 export { serveNative } from "./deno_serve.ts";
 export { createHttp1Server } from "./deno_http1.ts";
+export { isExecutableFile, sha256File } from "./deno_digest.ts";
 
 /** Node's module compile cache: Deno keeps its own code cache, so there is nothing to do. */
 export function enableCompileCache(): void {}
