@@ -32,27 +32,12 @@
  */
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { bindUrl } from "./internal/bind.ts";
-import {
-  describeExit,
-  type PingableService,
-  type Plugin,
-  PluginExitError,
-  PluginStartError,
-  type Protocol,
-} from "./internal/plugin.ts";
-import { errorText, Logger, LogLevel, logLevelName } from "./internal/log.ts";
+import type { PingableService, Plugin, Protocol } from "./internal/plugin.ts";
+import { Logger, LogLevel, logLevelName } from "./internal/log.ts";
 import { claimChild, isSafeFileName, PidFile } from "./internal/pid_file.ts";
-import { type MirroredOutput, mirrorOutput } from "./internal/plugin_output.ts";
-import {
-  type FinalRefusal,
-  isFinalFailure,
-  type NotReady,
-  permissionError,
-  readinessProbe,
-  waitUntilReady,
-} from "./internal/readiness.ts";
+import { launch, type LaunchPlan } from "./internal/launch.ts";
+import { type RestartOptions, restartPolicy, superviseLife } from "./internal/supervise.ts";
 import { PluginConnection, randomToken } from "./internal/transport.ts";
 import { type Checksum, verifyChecksum } from "./internal/checksum.ts";
 import {
@@ -60,22 +45,22 @@ import {
   makeDirectory,
   ownPid,
   processEnv,
-  removeFile,
-  signalGroup,
   spawnChild,
   stderrIsTerminal,
   writeStderr,
 } from "#runtime";
-import type { Child, ProcessExit } from "./internal/runtime/types.ts";
+import type { Child } from "./internal/runtime/types.ts";
 
 export type { ProcessExit } from "./internal/runtime/types.ts";
 export {
   type PingableService,
   type Plugin,
   PluginExitError,
+  PluginGaveUpError,
   PluginStartError,
   type Protocol,
 } from "./internal/plugin.ts";
+export type { RestartEvent, RestartOptions } from "./internal/supervise.ts";
 export type { WireProtocol } from "./internal/transport.ts";
 export { type Checksum, PluginChecksumError } from "./internal/checksum.ts";
 // A host is where one configures the logger that spawn() and the mirrored lines use.
@@ -206,6 +191,14 @@ export interface SpawnOptions<
    */
   readiness?: (transport: Transport, signal: AbortSignal) => Promise<string | undefined>;
   /**
+   * Supervision: start the plugin again each time it dies unexpectedly (any exit that
+   * `stop()` or `signal` did not ask for, code 0 included), after a backoff, until it
+   * has failed `maxRestarts` times in a row; see {@linkcode RestartOptions}. Clients
+   * follow each new process; while it is down, calls fail UNAVAILABLE at once.
+   * Without it, the plugin's handle ends with its first process.
+   */
+  restart?: RestartOptions;
+  /**
    * Start only a plugin whose file has this digest, else reject with a
    * {@linkcode PluginChecksumError} and start nothing. `"sha256:<hex>"` checks `exe`
    * (found as the start finds it: from `dir`, or through `PATH`); `{ file, digest }`
@@ -215,7 +208,6 @@ export interface SpawnOptions<
 }
 
 const DEFAULT_START_TIMEOUT_MS = 30_000;
-const DEFAULT_STOP_GRACE_MS = 5_000;
 
 /**
  * Spawns a plugin and waits until it answers Ping.
@@ -258,88 +250,81 @@ export async function spawn<
   E extends Record<string, DescService> = Record<never, never>,
 >(options: SpawnOptions<S, E>): Promise<Plugin<S, E>> {
   checkSpawnOptions(options);
+  const policy = restartPolicy(options.restart);
   // Before the stale kill and the port: a refused plugin leaves no trace.
   await verifyChecksum(options);
   const { name } = options;
   const logger = options.logger ?? defaultLogger();
   const pluginLogger = logger.scope(name);
-  const defaultLevel = options.defaultLevel ?? LogLevel.Info;
-  const timeoutMs = options.startTimeout ?? DEFAULT_START_TIMEOUT_MS;
 
+  // Prepared once: what lives across every process this handle starts.
   const { workingDir, pidFile } = await prepareWorkingDir(options, pluginLogger);
-  const endpoint = workingDir && options.bind === "unix"
-    ? bindUrl({ kind: "unix", path: `${workingDir}/${name}.sock` })
-    : bindUrl({ kind: "tcp", hostname: "127.0.0.1", port: await allocatePort() });
   const token = options.auth === false ? undefined : randomToken();
-  const child = await startProcess(options, { endpoint, workingDir, token, level: logger.level });
-  // From here on, whatever throws must not leave the process behind: until stop() is
-  // in place, this kills the group and reaps the child.
-  let abandon = async (): Promise<unknown> => {
-    signalGroup(child.pid, "SIGKILL");
-    await Promise.all([child.stdout.cancel(), child.stderr.cancel()]).catch(() => {});
-    return await child.exited;
+  const plan: LaunchPlan = {
+    name,
+    logger: pluginLogger,
+    defaultLevel: options.defaultLevel ?? LogLevel.Info,
+    timeoutMs: options.startTimeout ?? DEFAULT_START_TIMEOUT_MS,
+    pidFile,
+    // Only Ping's own answer is judged: a custom check may fail for other reasons.
+    judged: !options.readiness,
+    // Each process gets a fresh port (or the same socket path).
+    endpoint: async () =>
+      workingDir && options.bind === "unix"
+        ? bindUrl({ kind: "unix", path: `${workingDir}/${name}.sock` })
+        : bindUrl({ kind: "tcp", hostname: "127.0.0.1", port: await allocatePort() }),
+    // Each process, the first and every restart's: the environment FTL gives plugins.
+    start: (endpoint) =>
+      startProcess(
+        options,
+        { endpoint, workingDir, token, level: logger.level },
+      ),
+    // Each restart checks again what it is about to run (the first was checked above).
+    beforeRestart: () => verifyChecksum(options),
+    check: (transport) => readinessCheck(options, transport),
   };
-  try {
-    if (pidFile) await pidFile.write(child.pid);
-    const output = mirrorOutput(child, pluginLogger, defaultLevel);
-    const lifetime = new AbortController();
-    const connection = new PluginConnection(endpoint, { protocol: options.protocol, token });
-    const exited = child.exited.then(async (exit) => {
-      connection.close();
-      lifetime.abort(new PluginExitError(name, exit));
-      await output.drain();
-      if (pidFile) await pidFile.forget(child.pid);
-      if (endpoint.protocol === "unix:") {
-        await removeFile(decodeURIComponent(endpoint.pathname)).catch(() => {});
-      }
-      return exit;
-    });
-    const stop = stopper(child, exited, connection);
-    abandon = () => stop({ graceMs: 0 });
-    const onAbort = () => stop();
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    lifetime.signal.addEventListener("abort", () => {
-      options.signal?.removeEventListener("abort", onAbort);
-    });
 
-    const notReady = await waitUntilReady({
-      ping: readinessProbe({
-        connection,
-        check: readinessCheck(options, connection.transport),
-        // Only Ping's own answer is judged: a custom check may fail for other reasons.
-        judged: !options.readiness,
-        logger: pluginLogger,
-      }),
-      isFinal: isFinalFailure,
-      exited: child.exited,
-      // Output often means the plugin has just started listening: ping at once then.
-      nudges: output.nudges,
-      timeoutMs,
-      signal: options.signal,
-    });
-    if (notReady) {
-      const exit = await stop({ graceMs: 0 });
-      throw startError({ name, notReady, timeoutMs, output, exit, connection });
-    }
-    return {
-      name,
-      pid: child.pid,
-      endpoint,
-      protocol: connection.protocol,
-      client: createClient(options.service, connection.transport),
-      clients: extraClients(options.extraClients, connection.transport),
-      transport: connection.transport,
-      signal: lifetime.signal,
-      exited,
-      stop,
-      [Symbol.asyncDispose]: async () => {
-        await stop();
-      },
-    };
-  } catch (error) {
-    await abandon();
+  // The first process: failing, it rejects spawn() (nothing is restarted before it was
+  // ever ready) and whatever was prepared is released.
+  const endpoint = await plan.endpoint();
+  const connection = new PluginConnection(endpoint, { protocol: options.protocol, token });
+  const first = await launch(plan, endpoint, connection, options.signal).catch((error) => {
+    connection.close();
     throw error;
+  });
+  if ("failed" in first) {
+    connection.close();
+    throw first.failed;
   }
+  const life = superviseLife(first.launched, {
+    plan,
+    connection,
+    policy,
+    token,
+    signal: options.signal,
+  });
+  return {
+    name,
+    get pid() {
+      return life.pid;
+    },
+    get endpoint() {
+      return life.endpoint;
+    },
+    get restarts() {
+      return life.restarts;
+    },
+    protocol: connection.protocol,
+    client: createClient(options.service, connection.transport),
+    clients: extraClients(options.extraClients, connection.transport),
+    transport: connection.transport,
+    signal: life.signal,
+    exited: life.exited,
+    stop: (stopOptions) => life.stop(stopOptions),
+    [Symbol.asyncDispose]: async () => {
+      await life.stop();
+    },
+  };
 }
 
 /** Refuses options spawn() cannot work with, before anything is started. */
@@ -440,104 +425,6 @@ function extraClients<E extends Record<string, DescService>>(
   return Object.fromEntries(
     Object.entries(services ?? {}).map(([key, desc]) => [key, createClient(desc, transport)]),
   ) as { [K in keyof E]: Client<E[K]> };
-}
-
-function startError(failure: {
-  name: string;
-  notReady: NotReady;
-  timeoutMs: number;
-  output: MirroredOutput;
-  exit: ProcessExit;
-  connection: PluginConnection;
-}): PluginStartError {
-  const { name, notReady, exit, connection } = failure;
-  const lines = failure.output.recent.lines;
-  // The lines the log already showed are not repeated (a usage text would appear twice).
-  const unshown = failure.output.unshown();
-  switch (notReady.kind) {
-    case "exited":
-      return new PluginStartError(
-        `plugin ${name} ${describeExit(exit)} before it was ready`,
-        lines,
-        { exit, unshown },
-      );
-    case "timeout":
-      return new PluginStartError(
-        `plugin ${name} was not ready after ${failure.timeoutMs} ms (last ping: ${
-          errorText(notReady.lastError)
-        })`,
-        lines,
-        { cause: notReady.lastError, unshown },
-      );
-    case "aborted":
-      return new PluginStartError(`spawning plugin ${name} was aborted`, lines, {
-        cause: notReady.reason,
-        unshown,
-      });
-    case "refused": {
-      const denied = permissionError(notReady.error);
-      if (denied) {
-        return new PluginStartError(
-          `cannot reach plugin ${name}: ${denied.message}`,
-          lines,
-          { cause: notReady.error, unshown },
-        );
-      }
-      const { error } = notReady.error as FinalRefusal;
-      const via = connection.switchedFrom
-        ? ` over gRPC (over Connect it answered ${connection.switchedFrom})`
-        : connection.protocol === "connect"
-        ? ""
-        : ` over ${connection.protocol}`;
-      return new PluginStartError(
-        `plugin ${name} refused Ping${via}: ${
-          codeToString(error.code).toUpperCase()
-        }: ${error.rawMessage}`,
-        lines,
-        { cause: error, unshown },
-      );
-    }
-  }
-}
-
-/**
- * The plugin's `stop()`: SIGTERM to its group, SIGKILL after the grace; the first
- * call's promise for every later one.
- */
-function stopper(
-  child: Child,
-  exited: Promise<ProcessExit>,
-  connection: PluginConnection,
-): Plugin["stop"] {
-  let stopping: Promise<ProcessExit> | undefined;
-  return ({ graceMs = DEFAULT_STOP_GRACE_MS } = {}) => {
-    if (!(graceMs >= 0)) {
-      return Promise.reject(new TypeError(`stop: graceMs must be 0 or more, not ${graceMs}`));
-    }
-    stopping ??= stopChild(child, exited, connection, graceMs);
-    return stopping;
-  };
-}
-
-async function stopChild(
-  child: Child,
-  exited: Promise<ProcessExit>,
-  connection: PluginConnection,
-  graceMs: number,
-): Promise<ProcessExit> {
-  connection.close();
-  let done = false;
-  const reaped = child.exited.then(() => (done = true));
-  if (graceMs > 0 && signalGroup(child.pid, "SIGTERM")) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([reaped, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
-    clearTimeout(timer);
-  }
-  if (!done) signalGroup(child.pid, "SIGKILL");
-  await reaped;
-  // Whatever else is left in the group (a child that ignored SIGTERM) goes too.
-  signalGroup(child.pid, "SIGKILL");
-  return await exited;
 }
 
 function defaultLogger(): Logger {

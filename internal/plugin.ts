@@ -79,10 +79,19 @@ export interface Plugin<
 > {
   /** The name given to {@linkcode spawn}. */
   readonly name: string;
-  /** The plugin's pid (also its process group id). */
+  /**
+   * The plugin's pid (also its process group id). Under supervision, the current
+   * process's, or the last one's while it is down.
+   */
   readonly pid: number;
-  /** The URL it serves on (its `FTL_BIND`): `http://127.0.0.1:<port>` or `unix:///…/.ftl/<name>.sock`. */
+  /**
+   * The URL it serves on (its `FTL_BIND`): `http://127.0.0.1:<port>` or
+   * `unix:///…/.ftl/<name>.sock`. Under supervision, the current process's: a restart
+   * gets a new port (a unix socket keeps its path).
+   */
   readonly endpoint: URL;
+  /** How many restarts supervision has begun (`spawn()`'s `restart`); 0 without it. */
+  readonly restarts: number;
   /** The wire protocol its clients use. */
   readonly protocol: WireProtocol;
   /** A typed client of its main service. */
@@ -91,16 +100,25 @@ export interface Plugin<
   readonly clients: { readonly [K in keyof E]: Client<E[K]> };
   /**
    * The Connect transport its clients use, token included: for clients of services
-   * known only at run time (`createClient(desc, plugin.transport)`).
+   * known only at run time (`createClient(desc, plugin.transport)`). Under supervision
+   * it (and every client made on it) follows the plugin to each new process.
    */
   readonly transport: Transport;
-  /** Aborted when the process ends; the reason is a {@linkcode PluginExitError}. */
+  /**
+   * Aborted when the process ends; the reason is a {@linkcode PluginExitError}. Under
+   * supervision, when supervision ends: at `stop()` (or the `signal` option), or on
+   * giving up, with a {@linkcode PluginGaveUpError}.
+   */
   readonly signal: AbortSignal;
-  /** Resolves when the process has ended and its output has been mirrored. */
+  /**
+   * Resolves when the process has ended and its output has been mirrored. Under
+   * supervision, when supervision has ended, with the last process's exit.
+   */
   readonly exited: Promise<ProcessExit>;
   /**
    * SIGTERM to the plugin's process group, SIGKILL after `graceMs`; resolves once it
-   * is reaped. Idempotent.
+   * is reaped. Idempotent. Under supervision it also ends supervision, at any point (a
+   * backoff wait, a restart's startup).
    */
   stop(options?: { graceMs?: number }): Promise<ProcessExit>;
   /** Stops with the default grace. */
@@ -153,6 +171,55 @@ export class PluginExitError extends Error {
 }
 
 /**
+ * Why a supervised plugin's {@linkcode Plugin.signal} aborted when supervision gave up:
+ * it kept dying after `maxRestarts` restarts. `exit` is the last process's exit and
+ * `lastLines` what it printed last; `cause` is the last failure (a
+ * {@linkcode PluginExitError}, or a {@linkcode PluginStartError} of a restart that
+ * never became ready).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PluginGaveUpError } from "@ftl-ts/plugin/host";
+ *
+ * const error = new PluginGaveUpError("echo", { code: 3, signal: null }, {
+ *   restarts: 2,
+ *   lastLines: ["fatal: no config"],
+ * });
+ * assert.equal(error.message, "plugin echo exited with code 3; gave up after 2 restarts");
+ * assert.equal(error.exit.code, 3);
+ * ```
+ */
+export class PluginGaveUpError extends PluginExitError {
+  /** How many restarts were begun before giving up. */
+  readonly restarts: number;
+  /** The last lines (at most 20) the last process printed. */
+  readonly lastLines: readonly string[];
+
+  /**
+   * Describes supervision giving up on the plugin `name`.
+   *
+   * @param name The plugin's name.
+   * @param exit How its last process ended.
+   * @param details The restarts begun, the last lines, and the last failure (`cause`).
+   */
+  constructor(
+    name: string,
+    exit: ProcessExit,
+    details: { restarts: number; lastLines: readonly string[]; cause?: unknown },
+  ) {
+    super(name, exit);
+    this.message += `; gave up after ${details.restarts} restart${
+      details.restarts === 1 ? "" : "s"
+    }`;
+    this.name = "PluginGaveUpError";
+    this.restarts = details.restarts;
+    this.lastLines = details.lastLines;
+    if (details.cause !== undefined) this.cause = details.cause;
+  }
+}
+
+/**
  * Why {@linkcode spawn} failed: the plugin exited, timed out or was aborted during
  * startup. Its message ends with the last lines the plugin printed.
  *
@@ -189,15 +256,24 @@ export class PluginStartError extends Error {
    * @param lastLines What the plugin printed last.
    * @param options The process's exit, the underlying cause, and `unshown`: those of
    * `lastLines` that the host's log did not show (below its level); only they are
-   * repeated in the message. All of them unless given.
+   * repeated in the message. All of them unless given. `started: false`: no process
+   * was started, so nothing is said of its output.
    */
   constructor(
     message: string,
     lastLines: readonly string[],
-    options: { exit?: ProcessExit; cause?: unknown; unshown?: readonly string[] } = {},
+    options: {
+      exit?: ProcessExit;
+      cause?: unknown;
+      unshown?: readonly string[];
+      started?: boolean;
+    } = {},
   ) {
     const unshown = options.unshown ?? lastLines;
-    const tail = lastLines.length === 0
+    // No process was started (a pid file said no): there is no output to speak of.
+    const tail = options.started === false
+      ? ""
+      : lastLines.length === 0
       ? "; it printed nothing"
       : unshown.length === 0
       ? "; its last lines are in the log above"
@@ -218,5 +294,7 @@ export class PluginStartError extends Error {
  * @returns The words.
  */
 export function describeExit(exit: ProcessExit): string {
-  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+  if (exit.signal) return `was killed by ${exit.signal}`;
+  // Neither is known of a process that is not this one's child (an attached plugin).
+  return exit.code === null ? "ended (how is not known)" : `exited with code ${exit.code}`;
 }

@@ -253,13 +253,13 @@ function bearer(token: string): Interceptor {
  * ```
  */
 export class PluginConnection {
-  /** Where the plugin serves: `http://host:port` or `unix:///path`. */
-  readonly endpoint: URL;
   /**
    * The transport to make clients on, token included. It stays the same object for the
-   * connection's life: a switch to gRPC replaces its methods.
+   * connection's life: a switch to gRPC, a {@linkcode PluginConnection.repoint} or a
+   * {@linkcode PluginConnection.suspend} replaces its methods.
    */
   readonly transport: Transport;
+  #endpoint: URL;
   readonly #auto: boolean;
   readonly #token: string | undefined;
   #protocol: WireProtocol;
@@ -280,13 +280,18 @@ export class PluginConnection {
     options: { protocol?: WireProtocol | "auto"; token?: string } = {},
   ) {
     const protocol = options.protocol || "auto";
-    this.endpoint = endpoint;
+    this.#endpoint = endpoint;
     this.#auto = protocol === "auto";
     this.#token = options.token;
     this.#protocol = protocol === "auto" ? "connect" : protocol;
     this.#current = this.#open();
     const { unary, stream } = this.#current.transport;
     this.transport = { unary, stream };
+  }
+
+  /** Where the plugin serves now: `http://host:port` or `unix:///path`. */
+  get endpoint(): URL {
+    return this.#endpoint;
   }
 
   /** The protocol calls go over now. */
@@ -323,10 +328,37 @@ export class PluginConnection {
     this.#switchedFrom = detected;
     this.#detected = undefined;
     this.#current = this.#open();
-    const stable = this.transport as { -readonly [K in keyof Transport]: Transport[K] };
-    stable.unary = this.#current.transport.unary;
-    stable.stream = this.#current.transport.stream;
+    this.#install(this.#current.transport);
     return true;
+  }
+
+  /**
+   * Points the connection at `endpoint` (a restarted plugin's), keeping its protocol and
+   * token: the old connections are dropped, so calls in flight on them fail UNAVAILABLE,
+   * and every client made on {@linkcode PluginConnection.transport} calls the new
+   * address from now on. Nothing once closed.
+   *
+   * @param endpoint The plugin's new URL.
+   */
+  repoint(endpoint: URL): void {
+    if (this.#closed) return;
+    this.#current.close();
+    this.#endpoint = endpoint;
+    this.#current = this.#open();
+    this.#install(this.#current.transport);
+  }
+
+  /**
+   * Drops every connection and fails calls at once with UNAVAILABLE and `reason` until
+   * {@linkcode PluginConnection.repoint}: for while a plugin is down. Nothing once closed.
+   *
+   * @param reason The calls' error message.
+   */
+  suspend(reason: string): void {
+    if (this.#closed) return;
+    this.#current.close();
+    const down = () => Promise.reject(new ConnectError(reason, Code.Unavailable));
+    this.#install({ unary: down, stream: down });
   }
 
   /**
@@ -356,9 +388,16 @@ export class PluginConnection {
     this.#current.close();
   }
 
+  /** Swaps the stable transport's methods, so that clients made on it follow. */
+  #install(methods: Transport): void {
+    const stable = this.transport as { -readonly [K in keyof Transport]: Transport[K] };
+    stable.unary = methods.unary;
+    stable.stream = methods.stream;
+  }
+
   #open(): PluginTransport {
     const protocol = this.#protocol;
-    return createPluginTransport(this.endpoint, protocol, {
+    return createPluginTransport(this.#endpoint, protocol, {
       token: this.#token,
       onResponse: this.#auto && protocol === "connect"
         ? (status, contentType) => {
