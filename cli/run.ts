@@ -61,6 +61,7 @@ export async function runCommand(args: string[]): Promise<number> {
     bind: given.bind,
     token,
     json,
+    checksum: given.checksum,
     onSignal: () => stopRequested?.(),
   });
   if (!plugin || !transport) return ExitCode.Interrupted;

@@ -48,6 +48,10 @@ the plugin serves (from its reflection), then mirrors its logs until Ctrl-C stop
     noAuth: field.boolean({
       help: "No token, so that anyone can call it (default: a token).",
     }),
+    checksum: field.string({
+      placeholder: "sha256:HEX",
+      help: "Start it only if the executable's SHA-256 digest is this.",
+    }),
     logLevel: flags.logLevel(
       LogLevel.Info,
       "The least level of its logs shown (see Log levels below).",

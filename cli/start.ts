@@ -42,6 +42,8 @@ export interface StartOptions {
   token: string | undefined;
   /** Whether the command was given `--json` (no spinner then). */
   json: boolean;
+  /** The executable's digest (`sha256:<hex>`), checked before it starts. */
+  checksum?: string;
   /** Called on SIGINT or SIGTERM, also once the plugin is ready. */
   onSignal?: () => void;
 }
@@ -106,6 +108,7 @@ export async function startPlugin(options: StartOptions): Promise<Started> {
       auth: false,
       env: { FTL_PLUGIN_TOKEN: options.token ?? "" },
       signal: AbortSignal.any([interrupted.signal, giveUp.signal]),
+      checksum: options.checksum,
     });
     return {
       plugin,

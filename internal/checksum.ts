@@ -229,8 +229,13 @@ async function findExecutable(
   );
 }
 
-/** `path` from `base`, unless it is absolute. */
+/**
+ * `path` from `base`, unless it is absolute, without `.` segments or doubled slashes.
+ * `..` stays: past a symlink it does not mean what cutting the path short would.
+ */
 function joinPath(base: string, path: string): string {
-  if (path.startsWith("/")) return path;
-  return base.endsWith("/") ? base + path : `${base}/${path}`;
+  const joined = path.startsWith("/") ? path : `${base}/${path}`;
+  const absolute = joined.startsWith("/");
+  const kept = joined.split("/").filter((segment) => segment !== "" && segment !== ".");
+  return (absolute ? "/" : "") + (kept.join("/") || ".");
 }

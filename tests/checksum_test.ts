@@ -150,10 +150,17 @@ describe("spawn({ checksum })", () => {
     using dir = tempDir();
     mkdirSync(`${dir.path}/bin`);
     writeLauncher(`${dir.path}/bin/plugin`);
+    const digest = await sha256Of(`${dir.path}/bin/plugin`);
+    // It starts, so the runtime too found ./bin/plugin from dir (not from our cwd).
+    assert.notEqual(process.cwd(), dir.path);
+    assert.equal(
+      await startAndEcho(dir.path, { exe: "./bin/plugin", args: [], checksum: digest }),
+      "checked",
+    );
     const error = await refusal(dir.path, { exe: "./bin/plugin", args: [], checksum: wrong });
     assert.ok(error instanceof PluginChecksumError, String(error));
-    assert.equal(error.file, `${dir.path}/./bin/plugin`);
-    assert.equal(error.actual, await sha256Of(`${dir.path}/bin/plugin`));
+    assert.equal(error.file, `${dir.path}/bin/plugin`);
+    assert.equal(error.actual, digest);
   });
 
   it("refuses a wrong digest naming the file and both digests, and runs nothing", async () => {
@@ -323,3 +330,54 @@ describe(
     });
   },
 );
+
+describe("ftl-plugin run --checksum", () => {
+  const cli = scriptCommand(new URL("../cli.ts", import.meta.url));
+
+  /** Runs `ftl-plugin run --json --no-auth --dir <dir> …`; once ready, stops it. */
+  async function run(dir: string, args: string[]) {
+    const child = spawnProcess(
+      cli.exe,
+      [...cli.args, "run", "--json", "--no-auth", "--dir", dir, ...args],
+      { stdio: ["ignore", "pipe", "pipe"], signal: AbortSignal.timeout(60_000) },
+    );
+    // process.kill, not child.kill: Deno's child_process reports the signal otherwise.
+    child.stdout!.on("data", (chunk: Uint8Array) => {
+      if (String(chunk).includes('"event":"ready"')) process.kill(child.pid!, "SIGTERM");
+    });
+    return await runToEnd(child);
+  }
+
+  it("starts the executable with the digest", async () => {
+    using dir = tempDir();
+    writeLauncher(`${dir.path}/plugin`);
+    const { code, stdout, stderr } = await run(dir.path, [
+      "--checksum",
+      await sha256Of(`${dir.path}/plugin`),
+      "--",
+      `${dir.path}/plugin`,
+    ]);
+    assert.match(stdout, /"event":"ready"/, stderr);
+    assert.equal(code, 0, stderr);
+  });
+
+  it("refuses another digest (exit 3) and a malformed one (exit 2), naming them", async () => {
+    using dir = tempDir();
+    const marker = `${dir.path}/ran`;
+    writeLauncher(`${dir.path}/plugin`, marker);
+    const actual = await sha256Of(`${dir.path}/plugin`);
+    const refused = await run(dir.path, ["--checksum", wrong, "--", "./plugin"]);
+    assert.equal(refused.code, 3, refused.stderr);
+    const error = JSON.parse(refused.stdout.trim().split("\n").pop()!).error;
+    assert.equal(error.code, "unavailable");
+    assert.equal(
+      error.message,
+      `plugin plugin was not started: ${dir.path}/plugin has ${actual}, but the checksum expects ${wrong}`,
+    );
+    assert.ok(!existsSync(marker), "the refused plugin ran");
+
+    const malformed = await run(dir.path, ["--checksum", "md5:abc", "--", "./plugin"]);
+    assert.equal(malformed.code, 2, malformed.stderr);
+    assert.match(malformed.stdout, /checksum algorithm \\"md5\\" is not supported/);
+  });
+});
