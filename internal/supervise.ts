@@ -229,7 +229,8 @@ class Life implements PluginLife {
   readonly #lifetime = new AbortController();
   /** Aborted by stop(): wakes a backoff wait and ends a restart's wait for readiness. */
   readonly #halt = new AbortController();
-  readonly #ended = Promise.withResolvers<ProcessExit>();
+  #resolveEnded!: (exit: ProcessExit) => void;
+  readonly #ended = new Promise<ProcessExit>((resolve) => (this.#resolveEnded = resolve));
   readonly #context: Parameters<typeof superviseLife>[1];
   #current: Launched;
   #readyAt = performance.now();
@@ -271,7 +272,7 @@ class Life implements PluginLife {
   }
 
   get exited(): Promise<ProcessExit> {
-    return this.#ended.promise;
+    return this.#ended;
   }
 
   stop({ graceMs = DEFAULT_STOP_GRACE_MS }: { graceMs?: number } = {}): Promise<ProcessExit> {
@@ -289,7 +290,7 @@ class Life implements PluginLife {
     await this.#recovering;
     const exit = await this.#current.stop(graceMs);
     await this.#end(new PluginExitError(this.#context.plan.name, this.#lastExit ?? exit));
-    return await this.#ended.promise;
+    return await this.#ended;
   }
 
   #watch(launched: Launched): void {
@@ -415,7 +416,7 @@ class Life implements PluginLife {
     try {
       await this.#context.onEnd?.();
     } finally {
-      this.#ended.resolve(ending);
+      this.#resolveEnded(ending);
     }
   }
 
