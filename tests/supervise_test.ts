@@ -14,7 +14,17 @@ import {
   type SpawnOptions,
 } from "../host.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
-import { groupMembers, isGone, memoryLogger, scriptCommand, tempDir } from "./_helpers.ts";
+import { spawn as spawnProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import {
+  groupMembers,
+  isGone,
+  memoryLogger,
+  onDeno,
+  runToEnd,
+  scriptCommand,
+  tempDir,
+} from "./_helpers.ts";
 
 // A Deno guest under `deno test`, a Node guest (the compiled fixture) under `node --test`.
 const supervisedPlugin = scriptCommand(
@@ -338,6 +348,29 @@ describe("spawn({ restart })", () => {
       (error: unknown) => error instanceof PluginStartError && error.exit?.code === 3,
     );
     assert.equal(events.length, 0);
+  });
+});
+
+describe("examples/supervise", { skip: !onDeno && "a Deno example" }, () => {
+  it("runs with the README's host permissions, the plugin with a guest's", async () => {
+    const example = fileURLToPath(new URL("../examples/supervise/host.ts", import.meta.url));
+    const permissions = [
+      "--allow-run",
+      "--allow-net=127.0.0.1",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+    ];
+    const child = spawnProcess(process.execPath, ["run", ...permissions, example], {
+      stdio: ["ignore", "pipe", "pipe"],
+      signal: AbortSignal.timeout(BOUND_MS),
+    });
+    const { code, stdout, stderr } = await runToEnd(child);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /says before\n/);
+    assert.match(stdout, /plugin echo was killed by SIGKILL: restart 1 in 100 ms/);
+    assert.match(stdout, /says after; restarts: 1/);
+    assert.match(stderr, /restart 1 of 3 in 100 ms/);
   });
 });
 
