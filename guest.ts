@@ -31,7 +31,7 @@
  * @module
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { bindUrl, parseBindUrl } from "./internal/bind.ts";
 import {
   ConfigError,
@@ -50,6 +50,7 @@ import {
   parseLogLevel,
 } from "./internal/log.ts";
 import { createPluginHandler, type ExtraHandler } from "./internal/router.ts";
+import { hostClients } from "./internal/host_client.ts";
 import {
   everyUnref,
   exitProcess,
@@ -470,6 +471,15 @@ export interface PluginContext {
   readonly workingDir: string | undefined;
   /** The address the plugin serves on. */
   readonly bind: URL;
+  /**
+   * A typed client of a service the host serves to this plugin (`spawn()`'s
+   * `hostServices`), over the socket in `FTL_HOST_BIND` with the token in
+   * `FTL_HOST_TOKEN`. It dials on its first call and closes when the plugin stops.
+   *
+   * @throws {ConnectError} FAILED_PRECONDITION when the host serves nothing (no
+   * `FTL_HOST_BIND`: FTL's Go host, or no `hostServices`).
+   */
+  host<S extends DescService>(service: S): Client<S>;
 }
 
 /**
@@ -641,6 +651,8 @@ export async function start<
     return exitProcess(0);
   }
   const lifetime = new AbortController();
+  // Clients of the host's services (`ctx.host`): closed once the server has drained.
+  const hosts = hostClients(env);
   const fail = (what: string, error: unknown): Promise<never> => {
     logger.error(what, error);
     return exitProcess(1);
@@ -670,6 +682,7 @@ export async function start<
       return;
     }
     await server.shutdown();
+    hosts.close();
     await exitProcess(0);
   };
   // Before create(): a stop while starting must end in a clean exit, not the
@@ -689,6 +702,7 @@ export async function start<
       logger,
       workingDir: env.FTL_WORKING_DIR || undefined,
       bind,
+      host: hosts.host,
     }, own as unknown as ConfigValue<C>);
   } catch (error) {
     // Throwing on the abort is how a create() that honours ctx.signal gives up.

@@ -39,6 +39,11 @@ import { claimChild, isSafeFileName, PidFile } from "./internal/pid_file.ts";
 import { launch, type LaunchPlan } from "./internal/launch.ts";
 import { type RestartOptions, restartPolicy, superviseLife } from "./internal/supervise.ts";
 import { PluginConnection, randomToken } from "./internal/transport.ts";
+import {
+  checkHostServices,
+  type HostService,
+  startHostServices,
+} from "./internal/host_services.ts";
 import { type Checksum, verifyChecksum } from "./internal/checksum.ts";
 import {
   allocatePort as allocateRuntimePort,
@@ -62,6 +67,7 @@ export {
 } from "./internal/plugin.ts";
 export type { RestartEvent, RestartOptions } from "./internal/supervise.ts";
 export type { WireProtocol } from "./internal/transport.ts";
+export { type HostService, hostService } from "./internal/host_services.ts";
 export { type Checksum, PluginChecksumError } from "./internal/checksum.ts";
 // A host is where one configures the logger that spawn() and the mirrored lines use.
 export { Logger, LogLevel, parseLogLevel } from "./internal/log.ts";
@@ -199,6 +205,13 @@ export interface SpawnOptions<
    */
   restart?: RestartOptions;
   /**
+   * Services the host serves to the plugin (its `ctx.host(Service)` clients), on the
+   * unix socket `<dir>/.ftl/<name>.host.sock` (mode 0600; in a private temporary
+   * directory without `workingDir`) named in `FTL_HOST_BIND`, with a fresh token in
+   * `FTL_HOST_TOKEN`. Served from before the start until the plugin is stopped.
+   */
+  hostServices?: readonly HostService[];
+  /**
    * Start only a plugin whose file has this digest, else reject with a
    * {@linkcode PluginChecksumError} and start nothing. `"sha256:<hex>"` checks `exe`
    * (found as the start finds it: from `dir`, or through `PATH`); `{ file, digest }`
@@ -250,6 +263,7 @@ export async function spawn<
   E extends Record<string, DescService> = Record<never, never>,
 >(options: SpawnOptions<S, E>): Promise<Plugin<S, E>> {
   checkSpawnOptions(options);
+  checkHostServices(options.hostServices);
   const policy = restartPolicy(options.restart);
   // Before the stale kill and the port: a refused plugin leaves no trace.
   await verifyChecksum(options);
@@ -260,6 +274,7 @@ export async function spawn<
   // Prepared once: what lives across every process this handle starts.
   const { workingDir, pidFile } = await prepareWorkingDir(options, pluginLogger);
   const token = options.auth === false ? undefined : randomToken();
+  const hostServer = await startHostServices(options, pluginLogger);
   const plan: LaunchPlan = {
     name,
     logger: pluginLogger,
@@ -276,7 +291,7 @@ export async function spawn<
     // Each process, the first and every restart's: the environment FTL gives plugins.
     start: (endpoint) =>
       startProcess(
-        options,
+        { ...options, env: { ...options.env, ...hostServer.env } },
         { endpoint, workingDir, token, level: logger.level },
       ),
     // Each restart checks again what it is about to run (the first was checked above).
@@ -286,14 +301,15 @@ export async function spawn<
 
   // The first process: failing, it rejects spawn() (nothing is restarted before it was
   // ever ready) and whatever was prepared is released.
-  const endpoint = await plan.endpoint();
+  const endpoint = await plan.endpoint().catch((error) => hostServer.closeAndThrow(error));
   const connection = new PluginConnection(endpoint, { protocol: options.protocol, token });
   const first = await launch(plan, endpoint, connection, options.signal).catch((error) => {
     connection.close();
-    throw error;
+    return hostServer.closeAndThrow(error);
   });
   if ("failed" in first) {
     connection.close();
+    await hostServer.close();
     throw first.failed;
   }
   const life = superviseLife(first.launched, {
@@ -302,6 +318,8 @@ export async function spawn<
     policy,
     token,
     signal: options.signal,
+    // Once the plugin has ended for good (stopped, or given up on).
+    onEnd: () => hostServer.close(),
   });
   return {
     name,

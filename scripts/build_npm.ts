@@ -31,7 +31,12 @@ const library = ["mod.ts", "host.ts", "guest.ts", "cli.ts", "cli", "ping.ts", "i
 /** Shipped as they are: the Ping proto, for users' own protos to import. */
 const protos = ["proto/xyz/block/ftl/v1/ftl.proto"];
 /** Compiled for the Node test run, never shipped. */
-const testOnly = ["tests", "examples/echo/echo.ts", "examples/echo/plugin.ts"];
+const testOnly = [
+  "tests",
+  "examples/echo/echo.ts",
+  "examples/echo/plugin.ts",
+  "examples/host_services/plugin.ts",
+];
 /** Deno-only files: the Deno runtime adapter's and a test comparing it with Node's. */
 const skip = (rel: string) =>
   /^internal\/runtime\/deno(_[a-z0-9_]+)?\.ts$/.test(rel) || rel === "tests/runtime_seam_test.ts";

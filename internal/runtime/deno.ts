@@ -12,6 +12,7 @@ import type { Child, SpawnChildOptions } from "./types.ts";
 
 export type * from "./types.ts";
 export { allocatePort, connectSocket, listen } from "./deno_socket.ts";
+export { makePrivateTempDir, removeTree } from "./deno_temp.ts";
 export { serveNative } from "./deno_serve.ts";
 export { createHttp1Server } from "./deno_http1.ts";
 export { isExecutableFile, sha256File } from "./deno_digest.ts";

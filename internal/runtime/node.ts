@@ -28,6 +28,7 @@ import type {
 
 export type * from "./types.ts";
 export { allocatePort, connectSocket, listen } from "./node_net.ts";
+export { makePrivateTempDir, removeTree } from "./node_temp.ts";
 export { isExecutableFile, sha256File } from "./node_digest.ts";
 
 // node:http2 and node:http are loaded when first needed, not with the guest: loading
