@@ -16,7 +16,13 @@ import {
 import { join, relative } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { type Checksum, PluginChecksumError, spawn, type SpawnOptions } from "../host.ts";
+import {
+  type Checksum,
+  PluginChecksumError,
+  PluginGaveUpError,
+  spawn,
+  type SpawnOptions,
+} from "../host.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import {
   isGone,
@@ -161,6 +167,40 @@ describe("spawn({ checksum })", () => {
     assert.ok(error instanceof PluginChecksumError, String(error));
     assert.equal(error.file, `${dir.path}/bin/plugin`);
     assert.equal(error.actual, digest);
+  });
+
+  it("checks again before each restart: a changed file is not restarted", async () => {
+    using dir = tempDir();
+    const launcher = `${dir.path}/plugin`;
+    writeLauncher(launcher);
+    const plugin = await spawn({
+      name: "test",
+      dir: dir.path,
+      exe: launcher,
+      service: EchoService,
+      logger: memoryLogger().logger,
+      checksum: await sha256Of(launcher),
+      restart: { maxRestarts: 1, backoff: { initialMs: 10 } },
+    });
+    try {
+      const marker = `${dir.path}/ran`;
+      writeLauncher(launcher, marker); // the same plugin, and a marker: another digest
+      process.kill(plugin.pid, "SIGKILL");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        plugin.exited,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error("no give-up in 30 s")), 30_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      const reason = plugin.signal.reason;
+      assert.ok(reason instanceof PluginGaveUpError, String(reason));
+      assert.ok(reason.cause instanceof PluginChecksumError, String(reason.cause));
+      assert.equal(reason.cause.actual, await sha256Of(launcher));
+      assert.ok(!existsSync(marker), "the changed plugin ran");
+    } finally {
+      await plugin.stop({ graceMs: 0 });
+    }
   });
 
   it("refuses a wrong digest naming the file and both digests, and runs nothing", async () => {
