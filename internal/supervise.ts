@@ -354,6 +354,7 @@ class Life implements PluginLife {
       try {
         await plan.beforeRestart?.();
         const endpoint = await plan.endpoint();
+        if (this.#halt.signal.aborted) return;
         // Readiness is probed on a connection of its own: the clients' one goes on
         // failing fast until the new process answers.
         probe = new PluginConnection(endpoint, { protocol: connection.protocol, token });
