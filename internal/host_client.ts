@@ -8,7 +8,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { parseBindUrl } from "./bind.ts";
-import type { PluginConnection } from "./transport.ts";
+import type { PluginTransport } from "./transport.ts";
 
 /** The variable a plugin finds the host's services in: `unix:///…/<name>.host.sock`. */
 export const HOST_BIND_ENV = "FTL_HOST_BIND";
@@ -48,14 +48,14 @@ export interface HostClients {
 export function hostClients(env: Readonly<Record<string, string | undefined>>): HostClients {
   const bind = env[HOST_BIND_ENV] || undefined;
   const token = env[HOST_TOKEN_ENV] || undefined;
-  let connection: Promise<PluginConnection> | undefined;
+  let connection: Promise<PluginTransport> | undefined;
   let closed = false;
   const made = new Map<string, Client<DescService>>();
   let transport: Transport | undefined;
   const lazyTransport = (endpoint: URL): Transport => {
     const open = () =>
-      connection ??= import("./transport.ts").then(({ PluginConnection }) => {
-        const opened = new PluginConnection(endpoint, { protocol: "connect", token });
+      connection ??= import("./transport.ts").then(({ createPluginTransport }) => {
+        const opened = createPluginTransport(endpoint, "connect", { token, peer: "host services" });
         if (closed) opened.close();
         return opened;
       });

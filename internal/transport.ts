@@ -58,6 +58,8 @@ export function createPluginTransport(
     token?: string;
     /** The HTTP/2 client's keepalive, wait and idle bounds (defaults: see H2ClientOptions). */
     timeouts?: H2ClientTimeouts;
+    /** Who answers, in UNAVAILABLE messages (`plugin at …`). */
+    peer?: string;
   } = {},
 ): PluginTransport {
   const { onResponse } = options;
@@ -80,7 +82,7 @@ export function createPluginTransport(
   let closed = false;
   const unavailable = (detail: string, cause?: unknown) =>
     new ConnectError(
-      `plugin at ${baseUrl.host}: ${detail}`,
+      `${options.peer ?? "plugin"} at ${socketPath ?? baseUrl.host}: ${detail}`,
       Code.Unavailable,
       undefined,
       undefined,

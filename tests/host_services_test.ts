@@ -233,21 +233,61 @@ describe(`a ${hostRuntime} host's host services`, () => {
 
   it("gives a guest whose host serves nothing a clear error from ctx.host()", async () => {
     using dir = tempDir();
-    const log = memoryLogger();
+    // A host that is itself some host's plugin must not pass that host's socket on.
+    const inherited = { bind: process.env.FTL_HOST_BIND, token: process.env.FTL_HOST_TOKEN };
+    process.env.FTL_HOST_BIND = `unix://${join(dir.path, "grandparent.sock")}`;
+    process.env.FTL_HOST_TOKEN = "the grandparent's token";
+    try {
+      await assert.rejects(
+        spawn({
+          name: "greeter",
+          dir: dir.path,
+          ...greeterCommand(guest),
+          service: EchoService,
+          logger: memoryLogger().logger,
+          signal: AbortSignal.timeout(WAIT_MS),
+        }),
+        (error: Error) =>
+          error instanceof PluginStartError && /exit(ed)? .*1/.test(error.message) &&
+          error.lastLines.some((line) =>
+            /ctx\.host\(kv\.v1\.KeyValueService\): the host serves no services to this plugin \(FTL_HOST_BIND is not set/
+              .test(line)
+          ),
+      );
+    } finally {
+      for (
+        const [key, value] of [["FTL_HOST_BIND", inherited.bind], [
+          "FTL_HOST_TOKEN",
+          inherited.token,
+        ]]
+      ) {
+        if (value === undefined) delete process.env[key!];
+        else process.env[key!] = value;
+      }
+    }
+  });
+
+  it("tells a Deno guest without access to the socket which flag it lacks", async () => {
+    using dir = tempDir();
+    const { service } = keyValueStore();
+    const script = join(repoRoot, "examples/host_services/plugin.ts");
+    const socket = join(dir.path, ".ftl", "greeter.host.sock");
     await assert.rejects(
       spawn({
         name: "greeter",
         dir: dir.path,
-        ...greeterCommand(guest),
+        // The README's guest permissions, and nothing for the host's socket.
+        exe: denoExecutable(),
+        args: ["run", "--quiet", "--allow-net=127.0.0.1", "--allow-env", script],
         service: EchoService,
-        logger: log.logger,
+        hostServices: [service],
+        logger: memoryLogger().logger,
         signal: AbortSignal.timeout(WAIT_MS),
       }),
       (error: Error) =>
-        error instanceof PluginStartError && /exit(ed)? .*1/.test(error.message) &&
+        error instanceof PluginStartError &&
         error.lastLines.some((line) =>
-          /ctx\.host\(kv\.v1\.KeyValueService\): the host serves no services to this plugin \(FTL_HOST_BIND is not set/
-            .test(line)
+          line.includes(`host services at ${socket}: permission denied: run Deno with --allow-read`)
         ),
     );
   });
@@ -300,7 +340,26 @@ describe("ctx.host() in a guest", () => {
     const clients = hostClients({ FTL_HOST_BIND: "unix:///nowhere.sock", FTL_HOST_TOKEN: "t" });
     const kv = clients.host(KeyValueService);
     clients.close();
-    await assert.rejects(kv.get({ key: "x" }, { timeoutMs: WAIT_MS }), isCode(Code.Unavailable));
+    await assert.rejects(
+      kv.get({ key: "x" }, { timeoutMs: WAIT_MS }),
+      (error: ConnectError) =>
+        isCode(Code.Unavailable)(error) &&
+        /^host services at \/nowhere\.sock: /.test(error.rawMessage),
+    );
+  });
+
+  it("fails calls UNAVAILABLE, naming the socket, when nothing listens there", async () => {
+    const clients = hostClients({ FTL_HOST_BIND: "unix:///nowhere.sock", FTL_HOST_TOKEN: "t" });
+    try {
+      await assert.rejects(
+        clients.host(KeyValueService).get({ key: "x" }, { timeoutMs: WAIT_MS }),
+        (error: ConnectError) =>
+          isCode(Code.Unavailable)(error) &&
+          /^host services at \/nowhere\.sock: /.test(error.rawMessage),
+      );
+    } finally {
+      clients.close();
+    }
   });
 });
 
