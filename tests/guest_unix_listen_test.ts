@@ -10,6 +10,7 @@ import { Logger } from "../internal/log.ts";
 import { echoImplementation } from "../examples/echo/echo.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { onDeno, tempDir } from "./_helpers.ts";
+import { onBun } from "./_bun.ts";
 
 /** `promise`'s outcome, or a rejection saying it did not settle within `ms`. */
 async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -53,7 +54,9 @@ function breakRename(socketPath: string): () => void {
 }
 
 describe("serve() on a unix socket", () => {
-  it("rejects naming the path when the socket cannot be moved into place, and stops listening", async () => {
+  it("rejects naming the path when the socket cannot be moved into place, and stops listening", {
+    skip: onBun && "Bun's syncBuiltinESMExports does not reach node:fs/promises: no failing rename",
+  }, async () => {
     using dir = tempDir();
     const socketPath = join(dir.path, "plugin.sock");
     const restore = breakRename(socketPath);

@@ -9,6 +9,7 @@ import type { Socket } from "node:net";
 import { type LeanRequest, wholeBodyOf } from "./lean_contract.ts";
 import { asNodeBuffer, leanRequest } from "./node_request.ts";
 import { handOff } from "./node_socket.ts";
+import { onBun, timeLaterHeads } from "./node_bun.ts";
 import type { BindAddress, ConnectionServer, ServeHttpOptions } from "./types.ts";
 
 /**
@@ -92,6 +93,7 @@ export function createHttp1Server(
   h1.headersTimeout = options.headerTimeoutMs;
   const firstRequestTimers = new WeakMap<Socket, ReturnType<typeof setTimeout>>();
   h1.on("request", (req: http.IncomingMessage) => clearTimeout(firstRequestTimers.get(req.socket)));
+  if (onBun) timeLaterHeads(h1, options.headerTimeoutMs);
   // node:http checks its header timeout from "listening" on (until close()): it is fed
   // connections by hand here, so it never hears it otherwise.
   h1.emit("listening");

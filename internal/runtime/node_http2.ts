@@ -11,6 +11,7 @@ import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { type LeanRequest, plainHeadersOf, wholeBodyOf } from "./lean_contract.ts";
 import { asNodeBuffer, leanStreamRequest } from "./node_request.ts";
 import { handOff } from "./node_socket.ts";
+import { onBun } from "./node_bun.ts";
 import type { ConnectionServer, HttpServer, ServeHttpOptions, SwitchedServe } from "./types.ts";
 
 /**
@@ -93,6 +94,8 @@ function createHttp2Server(options: ServeHttpOptions): ConnectionServer {
       if (!socket) return;
       // Its session closes it on shutdown, once its streams are done.
       h2.emit("connection", socket);
+      // Bun's session reads through the socket's stream, which handOff left paused.
+      if (onBun) socket.resume();
       // node:http2 announces the session synchronously, so this one is ours.
       newestSession?.once("stream", () => clearTimeout(deadline));
     },

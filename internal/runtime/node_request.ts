@@ -10,6 +10,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { bodyOverLimit, type LeanRequest, peekHeader, readWholeBody } from "./lean_contract.ts";
+import { onBun } from "./node_bun.ts";
 
 /**
  * Bytes as Node writes them. Node turns a Uint8Array into a Buffer over the same memory,
@@ -189,6 +190,8 @@ class NodeHeaders extends Headers {
   constructor(incoming: http.IncomingHttpHeaders) {
     super();
     this[unfilled] = incoming;
+    // Bun's `new Headers(h)` copies h's native storage, never calling the methods below.
+    if (onBun) fill(this);
   }
 }
 

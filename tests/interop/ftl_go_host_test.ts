@@ -35,7 +35,7 @@ describe("an FTL-Go-style host", () => {
     assert.match(stdout, /echo: from the Go-style host/);
     assert.match(stdout, /log level=9 echo: echo plugin starting/, "JSON stderr was streamed");
     assert.match(stdout, /plugin exited with code 0/);
-    assert.ok(existsSync(`${dir.path}/.ftl/node.pid`), "pid file written");
+    assert.ok(existsSync(`${dir.path}/.ftl/${guest.exe.split("/").pop()}.pid`), "pid file written");
   });
 
   it("spawns, pings and calls the Deno guest over gRPC", async () => {
