@@ -178,13 +178,13 @@ export async function verifyChecksum(options: {
   if (!parsed) return;
   const { name, dir } = options;
   const expected = parsed.digest;
-  const file = parsed.file === undefined
-    ? await findExecutable(options, expected)
-    : joinPath(dir, parsed.file);
+  let file = parsed.file === undefined ? options.exe : joinPath(dir, parsed.file);
   let actual: string;
   try {
+    if (parsed.file === undefined) file = await findExecutable(options, expected);
     actual = `sha256:${await sha256File(file)}`;
   } catch (error) {
+    if (error instanceof PluginChecksumError) throw error;
     throw new PluginChecksumError(
       `plugin ${name} was not started: its checksum could not be verified: ${
         error instanceof Error ? error.message : String(error)

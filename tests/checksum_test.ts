@@ -371,6 +371,52 @@ describe(
   },
 );
 
+describe("a Deno host", { skip: !onDeno && "Deno permissions" }, () => {
+  const fixture = fileURLToPath(new URL("./fixtures/checksum_host.ts", import.meta.url));
+  function host(permissions: string[], options: Record<string, unknown>) {
+    return runToEnd(
+      spawnProcess(process.execPath, ["run", ...permissions, fixture, JSON.stringify(options)], {
+        stdio: ["ignore", "pipe", "pipe"],
+        signal: AbortSignal.timeout(60_000),
+      }),
+    );
+  }
+
+  it("finds a bare exe through PATH and checks it with the README's host permissions", async () => {
+    using dir = tempDir();
+    mkdirSync(`${dir.path}/bin`);
+    writeLauncher(`${dir.path}/bin/checked-plugin`);
+    const { code, stdout, stderr } = await host(readmeHostRun.slice(1), {
+      dir: dir.path,
+      exe: "checked-plugin",
+      args: [],
+      env: { PATH: `${dir.path}/bin:${process.env.PATH ?? ""}` },
+      checksum: await sha256Of(`${dir.path}/bin/checked-plugin`),
+    });
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /echo answered "verified"/);
+  });
+
+  it("names --allow-read and the file when the host may not read it", async () => {
+    using dir = tempDir();
+    const { code, stderr } = await host(
+      ["--allow-run", "--allow-net=127.0.0.1", "--allow-env", `--allow-read=${dir.path}`],
+      {
+        dir: dir.path,
+        exe: testPlugin.exe,
+        args: [],
+        checksum: { file: testScript, digest: wrong },
+      },
+    );
+    assert.equal(code, 1, stderr);
+    assert.match(
+      stderr,
+      /^PluginChecksumError: plugin echo was not started: its checksum could not be verified: permission denied: run Deno with --allow-read to read /,
+    );
+    assert.ok(stderr.includes(testScript), stderr);
+  });
+});
+
 describe("ftl-plugin run --checksum", () => {
   const cli = scriptCommand(new URL("../cli.ts", import.meta.url));
 
