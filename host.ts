@@ -228,7 +228,8 @@ const DEFAULT_START_TIMEOUT_MS = 30_000;
  * The plugin gets the host's environment plus `FTL_BIND` (a free loopback port),
  * `FTL_WORKING_DIR`, `LOG_LEVEL` and `env`; runs in `dir`, in its own process group.
  * Its stderr lines that are FTL JSON log entries are re-logged at their level under
- * `scope: name`; other stderr lines at error; stdout lines at `defaultLevel`.
+ * `scope: name`; other stderr lines at error; stdout lines at `defaultLevel`. With
+ * `restart`, a plugin that dies later is started again (see {@linkcode RestartOptions}).
  *
  * @param options The plugin and how to run it.
  * @returns The running, ready plugin.

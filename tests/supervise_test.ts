@@ -158,12 +158,19 @@ describe("spawn({ restart })", () => {
     let client: Plugin<typeof EchoService>["client"] | undefined;
     await withSupervised({
       backoff: { initialMs: 200 },
-      onRestart: () => (duringWait = codeOf(client!.echo({ message: "down" }))),
-    }, async ({ plugin, restarted }) => {
+      onRestart: () => {
+        duringWait = codeOf(client!.echo({ message: "down" }));
+        throw new Error("a listener's bug");
+      },
+    }, async ({ plugin, restarted, entries }) => {
       client = plugin.client;
       crash(plugin);
       await eventually("the restart", () => restarted() === 1);
       assert.equal(await duringWait, Code.Unavailable);
+      assert.ok(
+        entries.some((e) => /restart\.onRestart threw: .*a listener's bug/.test(e.message)),
+        "what onRestart throws is logged, and the restart goes on",
+      );
       assert.equal((await client.echo({ message: "up" })).message, "up");
     });
   });
