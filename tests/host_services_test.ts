@@ -92,7 +92,7 @@ for (const guestRuntime of ["deno", "node"] as const) {
         service: EchoService,
         hostServices: [service],
         logger: log.logger,
-        signal: AbortSignal.timeout(WAIT_MS),
+        // Bounded by startTimeout (30 s); a signal here would stop it mid-suite.
       });
     });
     after(async () => {
@@ -290,6 +290,46 @@ describe(`a ${hostRuntime} host's host services`, () => {
           line.includes(`host services at ${socket}: permission denied: run Deno with --allow-read`)
         ),
     );
+  });
+
+  it("keeps serving across a supervised restart, closing only at the final stop", async () => {
+    using dir = tempDir();
+    const socket = join(dir.path, ".ftl", "greeter.host.sock");
+    const { store, service } = keyValueStore();
+    const log = memoryLogger();
+    const plugin = await spawn({
+      name: "greeter",
+      dir: dir.path,
+      ...greeterCommand(guest, socket),
+      service: EchoService,
+      hostServices: [service],
+      restart: { backoff: { initialMs: 10 } },
+      logger: log.logger,
+    });
+    try {
+      const firstPid = plugin.pid;
+      await plugin.client.echo({ message: "one" }, { timeoutMs: WAIT_MS });
+      process.kill(firstPid!, "SIGKILL");
+      // Calls fail UNAVAILABLE while the plugin is down; the next process answers.
+      const deadline = Date.now() + WAIT_MS;
+      for (;;) {
+        try {
+          await plugin.client.echo({ message: "two" }, { timeoutMs: WAIT_MS });
+          break;
+        } catch (error) {
+          if (!isCode(Code.Unavailable)(error) || Date.now() > deadline) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+      assert.notEqual(plugin.pid, firstPid);
+      assert.equal(store.get("seen/two"), "two");
+      const greeted = log.entries.filter((e) => e.message === "greeting from the host");
+      assert.equal(greeted.length, 2, "each process called the host in create()");
+      assert.equal(statSync(socket).mode & 0o777, 0o600);
+    } finally {
+      await plugin.stop({ graceMs: 2_000 });
+    }
+    assert.ok(!existsSync(socket), "the host's socket outlived the plugin");
   });
 
   it("closes the server when the plugin fails to start", async () => {
