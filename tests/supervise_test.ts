@@ -16,11 +16,14 @@ import {
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { spawn as spawnProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import {
+  denoExecutable,
   groupMembers,
   isGone,
   memoryLogger,
   onDeno,
+  repoRoot,
   runToEnd,
   scriptCommand,
   tempDir,
@@ -355,6 +358,33 @@ describe("spawn({ restart })", () => {
       (error: unknown) => error instanceof PluginStartError && error.exit?.code === 3,
     );
     assert.equal(events.length, 0);
+  });
+});
+
+/** The fixture on the other runtime than this test's, if it is there to run. */
+function otherRuntimeGuest(): { exe: string; args: string[] } | undefined {
+  if (onDeno) {
+    const compiled = join(repoRoot, "npm/tests/fixtures/supervised_plugin.js");
+    return existsSync(compiled) ? { exe: "node", args: [compiled] } : undefined;
+  }
+  const source = join(repoRoot, "tests/fixtures/supervised_plugin.ts");
+  return existsSync(source) && process.env.DENO_BIN
+    ? { exe: denoExecutable(), args: ["run", "-A", source] }
+    : undefined;
+}
+
+describe("spawn({ restart }) across runtimes", () => {
+  const guest = otherRuntimeGuest();
+  it(`restarts a ${onDeno ? "Node" : "Deno"} guest`, {
+    skip: !guest && "the other runtime's fixture is not built",
+  }, async () => {
+    await withSupervised({ backoff: { initialMs: 0 } }, async ({ plugin, restarted }) => {
+      const client = plugin.client;
+      assert.equal((await client.echo({ message: "one" })).message, "one");
+      crash(plugin);
+      await eventually("the restart", () => restarted() === 1);
+      assert.equal((await client.echo({ message: "two" })).message, "two");
+    }, guest);
   });
 });
 
