@@ -54,6 +54,7 @@ import { hostClients } from "./internal/host_client.ts";
 import {
   everyUnref,
   exitProcess,
+  ignoreBrokenPipes,
   onTerminationSignal,
   parentPid,
   processArgs,
@@ -617,6 +618,10 @@ export async function start<
     }
   }
   const env = processEnv();
+  // Asked to outlive its host (spawn's detach): no parent watch, and a stdout or stderr
+  // nobody reads any more once the host is gone must not end it.
+  const detached = env.FTL_PLUGIN_DETACHED === "1";
+  if (detached) ignoreBrokenPipes();
   const spec = { ...options.config, ...builtinConfig } as C & typeof builtinConfig;
   let parsed;
   try {
@@ -646,7 +651,7 @@ export async function start<
     return exitProcess(2);
   }
   const logger = stderrLogger(parseLogLevel(logLevel)).scope(options.name);
-  if (hostGoneBeforeStart(env.FTL_PLUGIN_HOST_PID, initialParent)) {
+  if (!detached && hostGoneBeforeStart(env.FTL_PLUGIN_HOST_PID, initialParent)) {
     logger.warn("the host that started this plugin is already gone: exiting");
     return exitProcess(0);
   }
@@ -691,9 +696,11 @@ export async function start<
   onTerminationSignal((signal) => stop(`received ${signal}`, true));
   // As Go's guest does: notice within a second that the host is gone. A changed ppid
   // is the tell; probing the old pid could be fooled by pid reuse.
-  stopParentWatch = everyUnref(1_000, () => {
-    if (parentPid() !== initialParent) stop("parent process is gone", false);
-  });
+  if (!detached) {
+    stopParentWatch = everyUnref(1_000, () => {
+      if (parentPid() !== initialParent) stop("parent process is gone", false);
+    });
+  }
 
   let implementation: PluginImpl<S, X>;
   try {

@@ -39,6 +39,7 @@ import { claimChild, isSafeFileName, PidFile } from "./internal/pid_file.ts";
 import { launch, type LaunchPlan } from "./internal/launch.ts";
 import { type RestartOptions, restartPolicy, superviseLife } from "./internal/supervise.ts";
 import { PluginConnection, randomToken } from "./internal/transport.ts";
+import { attachInfoOf } from "./internal/attach.ts";
 import {
   checkHostServices,
   type HostService,
@@ -67,6 +68,8 @@ export {
 } from "./internal/plugin.ts";
 export type { RestartEvent, RestartOptions } from "./internal/supervise.ts";
 export type { WireProtocol } from "./internal/transport.ts";
+export { attach, type AttachedPlugin, type AttachOptions } from "./internal/attach.ts";
+export type { AttachInfo } from "./internal/plugin.ts";
 export { type HostService, hostService } from "./internal/host_services.ts";
 export { type Checksum, PluginChecksumError } from "./internal/checksum.ts";
 // A host is where one configures the logger that spawn() and the mirrored lines use.
@@ -196,6 +199,14 @@ export interface SpawnOptions<
    * Ping would be.
    */
   readiness?: (transport: Transport, signal: AbortSignal) => Promise<string | undefined>;
+  /**
+   * Let the plugin outlive this host: our guests then stay up when their host is gone
+   * (`FTL_PLUGIN_DETACHED=1`; they exit with it otherwise, as FTL's do), so another host
+   * can {@linkcode attach} with what `plugin.attachInfo()` gave. `stop()` and `signal`
+   * still stop it; a later spawn() of the same name and dir takes it for stale.
+   * @default {false}
+   */
+  detach?: boolean;
   /**
    * Supervision: start the plugin again each time it dies unexpectedly (any exit that
    * `stop()` or `signal` did not ask for, code 0 included), after a backoff, until it
@@ -343,6 +354,8 @@ export async function spawn<
     [Symbol.asyncDispose]: async () => {
       await life.stop();
     },
+    attachInfo: () =>
+      attachInfoOf({ ...options, endpoint: life.endpoint, connection, pid: life.pid, token }),
   };
 }
 
@@ -400,7 +413,13 @@ async function prepareWorkingDir(
 
 /** Starts the plugin's process in its own group, with the environment FTL gives plugins. */
 async function startProcess(
-  options: { exe: string; args?: readonly string[]; dir: string; env?: Record<string, string> },
+  options: {
+    exe: string;
+    args?: readonly string[];
+    dir: string;
+    env?: Record<string, string>;
+    detach?: boolean;
+  },
   plugin: { endpoint: URL; workingDir?: string; token?: string; level: number },
 ): Promise<Child> {
   const { workingDir, token } = plugin;
@@ -416,6 +435,7 @@ async function startProcess(
       LOG_LEVEL: levelName === "default" ? "trace" : levelName,
       // Lets our guest notice a host that died before the guest could look (see start()).
       FTL_PLUGIN_HOST_PID: String(ownPid()),
+      ...(options.detach ? { FTL_PLUGIN_DETACHED: "1" } : {}),
       ...options.env,
       ...(token ? { FTL_PLUGIN_TOKEN: token } : {}),
     },

@@ -76,6 +76,16 @@ export async function runCommand(args: string[]): Promise<number> {
         throw usage(`--token-file: cannot write ${tokenFile}: ${errorText(error)}`, runSpec.name);
       }
     }
+    // What attach() needs, the token included: printed on purpose, never logged. With
+    // --token-file the token stays in that file (0600), which the output names instead.
+    const attachInfo = {
+      name,
+      endpoint: endpointText(plugin.endpoint),
+      service: found.via?.endsWith("/Ping") ? found.via.slice(0, -"/Ping".length) : null,
+      protocol: plugin.protocol,
+      pid: plugin.pid,
+      ...(token === undefined ? {} : tokenFile !== undefined ? { tokenFile } : { token }),
+    };
     // Reflection answered during readiness unless --service skipped it.
     const inv: Inventory = found.inventory ??
       await inventory(transport).catch((error) => ({
@@ -85,14 +95,10 @@ export async function runCommand(args: string[]): Promise<number> {
       writeStdout(
         JSON.stringify({
           event: "ready",
-          name,
-          pid: plugin.pid,
-          endpoint: endpointText(plugin.endpoint),
-          protocol: plugin.protocol,
+          ...attachInfo,
           readyMs: Math.round(readyMs * 10) / 10,
           readiness: found.via,
           auth,
-          ...(tokenFile !== undefined ? { tokenFile } : {}),
           services: inv.services ?? null,
           ...(inv.unknown ? { servicesUnknown: inv.unknown } : {}),
         }) + "\n",
@@ -103,7 +109,10 @@ export async function runCommand(args: string[]): Promise<number> {
         : tokenFile !== undefined
         ? `a token, in ${tokenFile} (call --token-file ${tokenFile} …)`
         : "a token (run --token-file F saves it for callers; --no-auth: none)";
-      writeStdout(describeReady(name, plugin, readyMs, inv, found.via, authText));
+      writeStdout(
+        describeReady(name, plugin, readyMs, inv, found.via, authText) +
+          `  attach     ${JSON.stringify(attachInfo)}\nCtrl-C stops it.\n`,
+      );
     }
     const stopped = new Promise<"stopped">((resolve) => {
       stopRequested = () => resolve("stopped");
@@ -158,6 +167,5 @@ function describeReady(
   } else {
     lines.push(`  services   unknown: ${inv.unknown}`);
   }
-  lines.push("Ctrl-C stops it.");
   return lines.join("\n") + "\n";
 }

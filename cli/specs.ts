@@ -26,7 +26,9 @@ export const runSpec = {
   description: `Start a plugin, show what it serves, and mirror its logs.
 
 Prints the endpoint, the time to ready, the protocol, and the services and methods
-the plugin serves (from its reflection), then mirrors its logs until Ctrl-C stops it.`,
+the plugin serves (from its reflection), then mirrors its logs until Ctrl-C stops it.
+It also prints what another host's attach() needs to reach the plugin: name, endpoint,
+service, protocol, pid and token (the --json ready event holds them as fields).`,
   flags: {
     dir: flags.dir("Its working directory, where .ftl goes."),
     name: field.string({
@@ -67,7 +69,8 @@ the plugin serves (from its reflection), then mirrors its logs until Ctrl-C stop
   },
   footer: `The plugin gets a fresh random token, as under the host library, and refuses calls
 without it (health checks excepted): to call it from elsewhere, use --token-file, or
---no-auth. The token is never printed.
+--no-auth. The token is printed only on stdout, for attach() (the attach line, or the
+--json ready event's "token"), unless --token-file keeps it in that file; never in logs.
 
 ${flags.DURATIONS_AND_LEVELS}
 

@@ -2,13 +2,17 @@
  * The pid file a host keeps for each plugin in `<dir>/.ftl`, as FTL's Go host does:
  * written once the plugin runs, checked before the next start (a plugin left behind by
  * a host that died is killed, if it still runs the same command), forgotten at exit.
+ * Beside it, `<name>.host` names the host: a plugin whose host is still its parent is
+ * not left behind, and a second host refuses to start it again rather than kill it.
  *
  * @module
  */
 import { errorText, type Logger } from "./log.ts";
+import { PluginStartError } from "./plugin.ts";
 import {
   ownPid,
   processCommandLine,
+  processInfo,
   readTextFile,
   realPath,
   removeFile,
@@ -75,9 +79,15 @@ export function isSafeFileName(name: string): boolean {
 export class PidFile {
   /** Where the file is. */
   readonly path: string;
+  /**
+   * Where the host's pid goes: a file of its own, so that the pid file stays what Go's
+   * is (the pid alone, `kill $(cat x.pid)` works).
+   */
+  readonly hostPath: string;
 
   private constructor(path: string) {
     this.path = path;
+    this.hostPath = path.replace(/\.pid$/, ".host");
   }
 
   /**
@@ -100,10 +110,12 @@ export class PidFile {
    * Kills the process the file names, but only if it still runs this plugin's command
    * and is not one this host started: a reused pid belonging to something else is left
    * alone. A pid file never blocks a spawn: what cannot be read or told is warned about
-   * and left alone.
+   * and left alone. But a plugin whose host (as `<name>.host` names it) is still its
+   * parent is not stale: another live host runs it, and this one must not start it again.
    *
    * @param command The plugin's executable and arguments.
    * @param logger Where the warnings go.
+   * @throws {PluginStartError} When another live host runs the plugin.
    */
   async killStale(
     command: { exe: string; args?: readonly string[] },
@@ -146,6 +158,16 @@ export class PidFile {
       );
       return;
     }
+    const host = await this.#liveHost(pid, logger);
+    if (host !== undefined) {
+      throw new PluginStartError(
+        `${pidFile} names process ${pid}, which runs this plugin under another host that ` +
+          `is still alive (pid ${host}): attach() to it (ftl-plugin run --json prints what ` +
+          "attach needs), or give this one another name or dir",
+        [],
+        { started: false },
+      );
+    }
     logger.warn(`killing stale plugin process ${pid} named by ${pidFile}`);
     signalGroup(pid, "SIGKILL");
     signalPid(pid, "SIGKILL");
@@ -157,6 +179,7 @@ export class PidFile {
    * @param pid The plugin's pid.
    */
   async write(pid: number): Promise<void> {
+    await writeTextFile(this.hostPath, `${ownPid()}\n`);
     await writeTextFile(this.path, `${pid}\n`);
   }
 
@@ -167,9 +190,30 @@ export class PidFile {
    */
   async forget(pid: number): Promise<void> {
     try {
-      if ((await readTextFile(this.path))?.trim() === String(pid)) await removeFile(this.path);
+      if ((await readTextFile(this.path))?.trim() !== String(pid)) return;
+      await removeFile(this.path);
+      if ((await readTextFile(this.hostPath))?.trim() === String(ownPid())) {
+        await removeFile(this.hostPath);
+      }
     } catch {
       // Another host may have taken the file over; it is theirs now.
+    }
+  }
+
+  /**
+   * The pid of the host `<name>.host` names, if that host is still `pid`'s parent (a
+   * dead host's plugin has been given another parent: it is an orphan, and stale).
+   */
+  async #liveHost(pid: number, logger: Logger): Promise<number | undefined> {
+    try {
+      const host = Number((await readTextFile(this.hostPath))?.trim());
+      if (!Number.isSafeInteger(host) || host <= 1 || host === ownPid()) return undefined;
+      return (await processInfo(pid))?.parent === host ? host : undefined;
+    } catch (error) {
+      logger.warn(`cannot tell whether another host runs process ${pid}: taking it for stale`, {
+        error: errorText(error),
+      });
+      return undefined;
     }
   }
 }

@@ -46,7 +46,8 @@ export type PingableService = GenService<{
 export type Protocol = "auto" | WireProtocol;
 
 /**
- * A running plugin, as {@linkcode spawn} returns it.
+ * A running plugin, as {@linkcode spawn} returns it ({@linkcode attach} gives the same
+ * for one already running, as an `AttachedPlugin`, whose pid may be unknown).
  *
  * @example
  * ```ts
@@ -123,6 +124,43 @@ export interface Plugin<
   stop(options?: { graceMs?: number }): Promise<ProcessExit>;
   /** Stops with the default grace. */
   [Symbol.asyncDispose](): Promise<void>;
+  /**
+   * What {@linkcode attach} needs to reach this plugin from another host, as data that
+   * survives `JSON.stringify`. It holds the token: keep it as private as the plugin.
+   */
+  attachInfo(): AttachInfo;
+}
+
+/**
+ * What {@linkcode attach} needs to reach a running plugin, as {@linkcode Plugin.attachInfo}
+ * and `ftl-plugin run --json` give it: `attach({ ...info, service: EchoService })`.
+ *
+ * @example
+ * ```ts
+ * import type { AttachInfo } from "@ftl-ts/plugin/host";
+ * const info: AttachInfo = {
+ *   name: "echo",
+ *   endpoint: "http://127.0.0.1:40123",
+ *   service: "echo.v1.EchoService",
+ *   protocol: "connect",
+ *   pid: 4242,
+ *   token: "d3b07384d113edec49eaa6238ad5ff00",
+ * };
+ * ```
+ */
+export interface AttachInfo {
+  /** The plugin's name. */
+  name: string;
+  /** Its URL, as text: `http://127.0.0.1:<port>` or `unix:///…`. */
+  endpoint: string;
+  /** Its main service's full name (`package.Service`): pass that descriptor as `service`. */
+  service: string;
+  /** The wire protocol it answers. */
+  protocol: WireProtocol;
+  /** Its pid, when known: without it the attaching host cannot watch or stop it. */
+  pid?: number;
+  /** Its token, when it has one. */
+  token?: string;
 }
 
 /**

@@ -36,6 +36,7 @@ const testOnly = [
   "examples/echo/echo.ts",
   "examples/echo/plugin.ts",
   "examples/host_services/plugin.ts",
+  "examples/attach/host.ts",
 ];
 /** Deno-only files: the Deno runtime adapter's and a test comparing it with Node's. */
 const skip = (rel: string) =>

@@ -15,6 +15,7 @@ export { allocatePort, connectSocket, listen } from "./deno_socket.ts";
 export { makePrivateTempDir, removeTree } from "./deno_temp.ts";
 export { serveNative } from "./deno_serve.ts";
 export { createHttp1Server } from "./deno_http1.ts";
+export { processInfo } from "./deno_process.ts";
 export { isExecutableFile, sha256File } from "./deno_digest.ts";
 
 /** Node's module compile cache: Deno keeps its own code cache, so there is nothing to do. */
@@ -78,11 +79,23 @@ function writeAllSync(
   text: string,
 ): void {
   let bytes = encoder.encode(text);
-  while (bytes.length > 0) {
-    const written = stream.writeSync(bytes);
-    bytes = bytes.subarray(written);
+  try {
+    while (bytes.length > 0) {
+      const written = stream.writeSync(bytes);
+      bytes = bytes.subarray(written);
+    }
+  } catch (error) {
+    // Nobody reads any more (a detached plugin whose host is gone): the line is lost,
+    // the process lives on, as console.log does.
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
   }
 }
+
+/**
+ * Lets writes to a stdout or stderr nobody reads any more fail quietly, not end the
+ * process. Deno's writes already do (ours catch BrokenPipe).
+ */
+export function ignoreBrokenPipes(): void {}
 
 /**
  * Calls `onSignal` with the signal's name on SIGINT or SIGTERM. Returns a function

@@ -28,6 +28,7 @@ import type {
 
 export type * from "./types.ts";
 export { allocatePort, connectSocket, listen } from "./node_net.ts";
+export { processInfo } from "./node_process.ts";
 export { makePrivateTempDir, removeTree } from "./node_temp.ts";
 export { isExecutableFile, sha256File } from "./node_digest.ts";
 
@@ -146,12 +147,33 @@ export function parentPid(): number {
 
 /** Writes `text` to stderr (synchronous for files, pipes and terminals on Linux). */
 export function writeStderr(text: string): void {
-  process.stderr.write(text);
+  ignoreBrokenPipe(process.stderr).write(text);
 }
 
 /** Writes `text` to stdout. */
 export function writeStdout(text: string): void {
-  process.stdout.write(text);
+  ignoreBrokenPipe(process.stdout).write(text);
+}
+
+/**
+ * Lets writes to a stdout or stderr nobody reads any more fail quietly (EPIPE is
+ * otherwise an unhandled 'error' event, which ends the process): a detached plugin
+ * outlives the host that read them.
+ */
+export function ignoreBrokenPipes(): void {
+  ignoreBrokenPipe(process.stdout);
+  ignoreBrokenPipe(process.stderr);
+}
+
+const guarded = new WeakSet<NodeJS.WriteStream>();
+
+function ignoreBrokenPipe(stream: NodeJS.WriteStream): NodeJS.WriteStream {
+  if (guarded.has(stream)) return stream;
+  guarded.add(stream);
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+  });
+  return stream;
 }
 
 /** Whether stderr is a terminal (colour is only used there). */

@@ -150,12 +150,14 @@ export interface HttpServer {
 }
 
 /**
- * How a child process ended.
+ * How a process ended. Both null: it ended, but how is not known (a process that is
+ * not this one's child, such as an attached plugin, cannot be waited on).
  *
  * @example
  * ```ts
  * import type { ProcessExit } from "./types.ts";
  * const killed: ProcessExit = { code: null, signal: "SIGKILL" };
+ * const unknown: ProcessExit = { code: null, signal: null };
  * ```
  */
 export interface ProcessExit {
@@ -163,6 +165,18 @@ export interface ProcessExit {
   code: number | null;
   /** The signal that ended it, or null when it exited. */
   signal: string | null;
+}
+
+/** What `processInfo` tells of a live process (not a zombie). */
+export interface ProcessInfo {
+  /** Its parent's pid. */
+  parent: number;
+  /** Its process group id. */
+  group: number;
+  /** When it started, as text that differs between two processes given one pid. */
+  started: string;
+  /** Its arguments joined by spaces, as `ps` shows them. */
+  commandLine: string;
 }
 
 /** A child process started by `spawnChild`. */
