@@ -9,7 +9,7 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Code, type ConnectError } from "@connectrpc/connect";
-import { allocatePort, attach, type AttachOptions, PluginStartError } from "../host.ts";
+import { allocatePort, attach, type AttachOptions, PluginStartError, spawn } from "../host.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import {
   denoExecutable,
@@ -232,6 +232,31 @@ describe("attach", () => {
     assert.match(dead.message, new RegExp(`process ${pid} \\(plugin echo\\) is not running`));
   });
 
+  it("attaches over a unix socket with a spawned plugin's attachInfo(); release() leaves it running", async () => {
+    using dir = tempDir();
+    const { logger } = memoryLogger();
+    await using spawned = await spawn({
+      name: "echo",
+      dir: dir.path,
+      ...echoCommand,
+      service: EchoService,
+      bind: "unix",
+      logger,
+    });
+    const info = spawned.attachInfo();
+    assert.match(info.endpoint, /^unix:\/\/\/.*\/\.ftl\/echo\.sock$/);
+    assert.equal(info.pid, spawned.pid);
+    const plugin = await attach({ ...info, service: EchoService, logger });
+    assert.equal((await plugin.client.echo({ message: "over unix" })).message, "over unix");
+    await plugin.release();
+    await assert.rejects(
+      plugin.client.echo({ message: "released" }),
+      (error: ConnectError) => error.code === Code.Unavailable,
+    );
+    assert.ok(!spawned.signal.aborted, "release() stopped the plugin");
+    assert.equal((await spawned.client.echo({ message: "mine" })).message, "mine");
+  });
+
   it("says clearly when nothing listens at the endpoint, within startTimeout", async () => {
     const port = await allocatePort();
     const started = Date.now();
@@ -302,6 +327,18 @@ describe("attach", () => {
       );
       assert.equal((await plugin.client.echo({ message: "still" })).message, "still");
       assert.ok(!plugin.signal.aborted);
+      // The library's spawn() says the same, and starts nothing.
+      const refused = await spawn({
+        name: String(ready.name),
+        dir: dir.path,
+        exe,
+        args,
+        service: EchoService,
+        logger: memoryLogger().logger,
+      }).catch((error) => error);
+      assert.ok(refused instanceof PluginStartError, String(refused));
+      assert.match(refused.message, /still alive .*: attach\(\) to it .* another name or dir$/);
+      assert.equal((await plugin.client.echo({ message: "again" })).message, "again");
 
       // run stops it on SIGTERM: the attached handle sees the process go.
       process.kill(runner.pid!, "SIGTERM");
