@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { Logger, LogLevel, spawn } from "../host.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { collect, onDeno, repoRoot, runToEnd, tempDir } from "./_helpers.ts";
+import { onBun } from "./_bun.ts";
 
 const script = join(repoRoot, "scripts/bundle_plugin.ts");
 const deno = onDeno ? process.execPath : process.env.DENO_BIN;
@@ -92,7 +93,9 @@ describe("a plugin shipped as one file", { skip: missing }, () => {
   });
 
   it("runs as a node single executable application", {
-    skip: noNodeBuild ?? (onDeno && "checked under node by test:npm (this node is its own base)"),
+    skip: noNodeBuild ??
+      ((onDeno && "checked under node by test:npm (this node is its own base)") ||
+        (onBun && "a Node SEA needs node as its base (Bun has bun build --compile instead)")),
   }, async () => {
     using out = tempDir();
     const file = await bundle(["--runtime=sea", "--out", out.path, "--node", node, nodeEcho]);

@@ -1,0 +1,178 @@
+/**
+ * Runs the npm build's compiled test suite (what test:npm runs under `node --test`) under
+ * Bun, whose `bun test` runs node:test's `describe`/`it` files as they are. Run
+ * `deno task build:npm` first.
+ *
+ *     deno task test:bun
+ *
+ * Bun comes from npm, as a fresh clone with only Node and npm can get it: `bun@<version>`
+ * is installed once into a cache directory (`$XDG_CACHE_HOME/ftl-ts-plugin`, else
+ * `~/.cache/ftl-ts-plugin`) and reused. `BUN_BIN` names a Bun to use instead. Under
+ * Bun every guest and host a test starts as "the Node one" is Bun too (they run on the
+ * test's own executable), so this also covers Bun hosts spawning Bun guests.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The Bun the suite is checked on. */
+export const bunVersion = "1.4.5";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const npmDir = join(root, "npm");
+/**
+ * Files run at once, each in its own `bun test` process, as `node --test` runs them in
+ * test:npm: one process for all let a file's memory count against the next's limits
+ * (the log bomb's RSS bound, say).
+ */
+const concurrency = 2;
+/**
+ * Per test. `bun test` gives each test 5 s unless told, and some of the suite's cases
+ * (100 plugins stopped one after the other, say) take longer on a busy machine; node:test,
+ * which the suite was written for, has no such limit.
+ */
+const perTestMs = 120_000;
+
+/** The cache directory this script installs Bun into. */
+function cacheDir(): string {
+  const base = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/tmp", ".cache");
+  return join(base, "ftl-ts-plugin", `bun-${bunVersion}`);
+}
+
+async function output(cmd: string, args: string[], cwd?: string): Promise<Deno.CommandOutput> {
+  return await new Deno.Command(cmd, { args, cwd, stdout: "piped", stderr: "piped" }).output();
+}
+
+async function bunAt(path: string): Promise<string | undefined> {
+  try {
+    const result = await output(path, ["--version"]);
+    return result.success ? new TextDecoder().decode(result.stdout).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The Bun executable: `BUN_BIN`, else the cached install, else a fresh one from npm,
+ * made in a private directory and moved into place whole (another run may be installing
+ * beside this one: the first rename wins, the other's install is dropped).
+ */
+async function bunExecutable(): Promise<string> {
+  const given = Deno.env.get("BUN_BIN");
+  if (given) {
+    if (!(await bunAt(given))) throw new Error(`BUN_BIN=${given} does not run as bun`);
+    return given;
+  }
+  const dir = cacheDir();
+  const bun = join(dir, "node_modules", "bun", "bin", "bun.exe");
+  if ((await bunAt(bun)) === bunVersion) return bun;
+  const parent = join(dir, "..");
+  await Deno.mkdir(parent, { recursive: true });
+  const staging = await Deno.makeTempDir({ dir: parent, prefix: `.bun-${bunVersion}-` });
+  try {
+    console.log(`# installing bun@${bunVersion} from npm into ${dir}`);
+    const args = ["install", "--no-save", "--no-audit", "--no-fund", "--prefix", staging];
+    const installed = await output("npm", [...args, `bun@${bunVersion}`], staging);
+    if (!installed.success) {
+      throw new Error(
+        `npm install bun@${bunVersion} failed:\n${new TextDecoder().decode(installed.stderr)}`,
+      );
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await Deno.rename(staging, dir).catch(async (error) => {
+      // Another run put its install in place first: use that one.
+      if ((await bunAt(bun)) !== bunVersion) throw error;
+    });
+  } finally {
+    await Deno.remove(staging, { recursive: true }).catch(() => {});
+  }
+  const version = await bunAt(bun);
+  if (version !== bunVersion) throw new Error(`${bun} says ${version}, not ${bunVersion}`);
+  return bun;
+}
+
+/** The compiled test files, as test:npm finds them. */
+async function testFiles(): Promise<string[]> {
+  const files: string[] = [];
+  for (const folder of ["tests", "tests/interop", "tests/faults"]) {
+    for await (const entry of Deno.readDir(join(npmDir, folder))) {
+      // `./`: bun test takes a bare name as a filter, not a path.
+      if (entry.name.endsWith("_test.js")) files.push(`./${folder}/${entry.name}`);
+    }
+  }
+  return files.sort();
+}
+
+/** What one file's `bun test` said. */
+interface FileResult {
+  file: string;
+  ok: boolean;
+  passed: number;
+  skipped: number;
+  failed: number;
+  /** Its output; when it passed, only what is worth reading: skips and totals. */
+  text: string;
+}
+
+/** Runs `bun test` on one file. */
+async function runFile(bun: string, file: string): Promise<FileResult> {
+  const result = await new Deno.Command(bun, {
+    args: ["test", `--timeout=${perTestMs}`, file],
+    cwd: npmDir,
+    // The suite starts Deno guests (and bundles with Deno) under Bun as it does under Node.
+    env: { DENO_BIN: Deno.execPath() },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(result.stdout) + new TextDecoder().decode(result.stderr);
+  const count = (what: string) =>
+    Number(new RegExp(`^ *(\\d+) ${what}$`, "m").exec(text)?.[1] ?? 0);
+  const lines = text.split("\n").filter((line) => line.trim() !== "");
+  return {
+    file,
+    ok: result.success,
+    passed: count("pass"),
+    skipped: count("skip"),
+    failed: count("fail"),
+    // bun test lists the skipped again at the end.
+    text: (result.success ? [...new Set(lines.filter((l) => l.startsWith("(skip)")))] : lines)
+      .join("\n"),
+  };
+}
+
+if (import.meta.main) {
+  try {
+    await Deno.stat(join(npmDir, "tests"));
+  } catch {
+    console.error(`${npmDir}/tests is missing: run deno task build:npm first`);
+    Deno.exit(2);
+  }
+  const bun = await bunExecutable();
+  const files = await testFiles();
+  console.log(`# bun ${bunVersion}: bun test, ${files.length} files, ${concurrency} at a time`);
+  const started = Date.now();
+  const queue = [...files];
+  const results: FileResult[] = [];
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    for (let file = queue.shift(); file; file = queue.shift()) {
+      const result = await runFile(bun, file);
+      results.push(result);
+      const mark = result.ok ? "ok  " : "FAIL";
+      console.log(`${mark} ${file}: ${result.passed} passed, ${result.skipped} skipped`);
+      if (result.text) console.log(result.text.replace(/^/gm, "     "));
+    }
+  }));
+  const seconds = ((Date.now() - started) / 1000).toFixed(0);
+  const sum = (key: "passed" | "skipped" | "failed") =>
+    results.reduce((total, result) => total + result[key], 0);
+  const failedFiles = results.filter((result) => !result.ok).map((result) => result.file);
+  console.log(
+    `\nbun ${bunVersion}: ${sum("passed")} passed, ${sum("skipped")} skipped, ` +
+      `${sum("failed")} failed in ${seconds} s`,
+  );
+  if (failedFiles.length > 0) {
+    console.error(`failed: ${failedFiles.join(", ")}`);
+    Deno.exit(1);
+  }
+}
