@@ -376,7 +376,17 @@ async function findProcess(
   name: string,
   pid: number,
 ): Promise<{ pid: number; started: string; leadsGroup: boolean }> {
-  const found = await processInfo(pid);
+  let found;
+  try {
+    found = await processInfo(pid);
+  } catch (error) {
+    // Not knowing whether it runs (Deno without --allow-run, which ps needs).
+    throw new PluginStartError(
+      `cannot attach: cannot watch process ${pid} (plugin ${name}): ${errorText(error)}`,
+      [],
+      { cause: error, started: false },
+    );
+  }
   if (!found) {
     throw new PluginStartError(
       `cannot attach: process ${pid} (plugin ${name}) is not running`,

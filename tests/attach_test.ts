@@ -9,7 +9,14 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Code, type ConnectError } from "@connectrpc/connect";
-import { allocatePort, attach, type AttachOptions, PluginStartError, spawn } from "../host.ts";
+import {
+  allocatePort,
+  attach,
+  type AttachInfo,
+  type AttachOptions,
+  PluginStartError,
+  spawn,
+} from "../host.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import {
   denoExecutable,
@@ -348,6 +355,40 @@ describe("attach", () => {
       assert.ok(!stderr.includes(String(ready.token)), "the token reached the log");
     } finally {
       runner.kill("SIGKILL");
+      await closed;
+      killLeftover(pid);
+    }
+  });
+
+  it("reads the attach line of `ftl-plugin run` without --json", async () => {
+    using dir = tempDir();
+    const exe = join(dir.path, "runtime");
+    symlinkSync(echoCommand.exe, exe);
+    const command = [...cli.args, "run", "--dir", dir.path, "--", exe, ...echoCommand.args];
+    const runner = spawnProcess(cli.exe, command, {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const closed = new Promise((resolve) => runner.once("close", resolve));
+    let pid: number | undefined;
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no attach line in 30 s")), 30_000);
+        createInterface({ input: runner.stdout! }).on("line", (text) => {
+          if (!text.startsWith("  attach ")) return;
+          clearTimeout(timer);
+          resolve(text);
+        });
+        runner.once("close", () => reject(new Error("run ended without an attach line")));
+      });
+      const info: AttachInfo = JSON.parse(line.replace(/^\s*attach\s+/, ""));
+      pid = info.pid;
+      assert.equal(info.service, "echo.v1.EchoService");
+      assert.equal(typeof info.token, "string");
+      const plugin = await attach({ ...info, service: EchoService });
+      assert.equal((await plugin.client.echo({ message: "human" })).message, "human");
+      await plugin.release();
+    } finally {
+      process.kill(runner.pid!, "SIGTERM");
       await closed;
       killLeftover(pid);
     }
