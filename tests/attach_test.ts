@@ -159,8 +159,16 @@ describe("attach", () => {
       assert.ok(!isGone(info.pid), "the detached plugin died with its host");
       assert.equal(await waitUntil(() => isGone(info.pid), 2_500), false, "it died after");
 
-      // Host B, another process: attach from the file, Echo (the plugin writes to its
-      // stdout and stderr, which nobody reads now), stop by pid.
+      // Each Echo writes to its stdout and stderr, which nobody reads now: EPIPE must
+      // not end it (a crash would come right after the answer, so several calls).
+      const here = await attach({ ...info, service: EchoService });
+      for (const message of ["one", "two", "three"]) {
+        assert.equal((await here.client.echo({ message })).message, message);
+      }
+      await here.release();
+      assert.ok(!isGone(info.pid), "writing to a broken pipe ended it");
+
+      // Host B, another process: attach from the file, Echo, stop by pid.
       const second = await run(exampleHost, ["attach", infoFile]);
       assert.equal(second.code, 0, second.stderr);
       assert.match(
