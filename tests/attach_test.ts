@@ -143,7 +143,9 @@ describe("attach", () => {
         ...chattyPlugin.args,
       ]);
       assert.equal(first.code, 0, first.stderr);
-      const info = JSON.parse(readFileSync(infoFile, "utf8"));
+      const info: AttachInfo & { pid: number; token: string } = JSON.parse(
+        readFileSync(infoFile, "utf8"),
+      );
       pid = info.pid;
       assert.deepEqual(Object.keys(info).sort(), [
         "endpoint",
