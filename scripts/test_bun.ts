@@ -9,7 +9,8 @@
  * is installed once into a cache directory (`$XDG_CACHE_HOME/ftl-ts-plugin`, else
  * `~/.cache/ftl-ts-plugin`) and reused. `BUN_BIN` names a Bun to use instead. Under
  * Bun every guest and host a test starts as "the Node one" is Bun too (they run on the
- * test's own executable), so this also covers Bun hosts spawning Bun guests.
+ * test's own executable), so this also covers Bun hosts spawning Bun guests. Then
+ * tests/interop/bun_test.ts runs from a Deno host and a Node host too, with Bun guests.
  *
  * @module
  */
@@ -141,6 +142,45 @@ async function runFile(bun: string, file: string): Promise<FileResult> {
   };
 }
 
+/**
+ * `node` when it is 22 or later (the package's oldest), else npm's node 22 through npx,
+ * as test:npm finds its Nodes.
+ */
+async function nodeCommand(): Promise<[string, string[]]> {
+  const installed = await output("node", ["--version"]).catch(() => undefined);
+  const major = Number(/^v(\d+)\./.exec(new TextDecoder().decode(installed?.stdout))?.[1] ?? 0);
+  return major >= 22 ? ["node", []] : ["npx", ["-y", "-p", "node@22", "node"]];
+}
+
+/**
+ * tests/interop/bun_test.ts from a Deno host and a Node host (the Bun host is in the
+ * suite), given this Bun; they skip themselves under `deno test` and `node --test` when
+ * they find none.
+ */
+async function runOtherHosts(bun: string): Promise<boolean> {
+  const [node, nodePrefix] = await nodeCommand();
+  const hosts: [string, string, string[], string][] = [
+    ["deno", Deno.execPath(), ["test", "-A", "tests/interop/bun_test.ts"], root],
+    ["node", node, [...nodePrefix, "--test", "tests/interop/bun_test.js"], npmDir],
+  ];
+  let ok = true;
+  for (const [name, cmd, args, cwd] of hosts) {
+    const result = await new Deno.Command(cmd, {
+      args,
+      cwd,
+      env: { BUN_BIN: bun, DENO_BIN: Deno.execPath() },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(result.stdout) +
+      new TextDecoder().decode(result.stderr);
+    console.log(`${result.success ? "ok  " : "FAIL"} tests/interop/bun_test on a ${name} host`);
+    if (!result.success) console.log(text);
+    ok &&= result.success;
+  }
+  return ok;
+}
+
 if (import.meta.main) {
   try {
     await Deno.stat(join(npmDir, "tests"));
@@ -163,6 +203,7 @@ if (import.meta.main) {
       if (result.text) console.log(result.text.replace(/^/gm, "     "));
     }
   }));
+  const otherHosts = await runOtherHosts(bun);
   const seconds = ((Date.now() - started) / 1000).toFixed(0);
   const sum = (key: "passed" | "skipped" | "failed") =>
     results.reduce((total, result) => total + result[key], 0);
@@ -171,6 +212,7 @@ if (import.meta.main) {
     `\nbun ${bunVersion}: ${sum("passed")} passed, ${sum("skipped")} skipped, ` +
       `${sum("failed")} failed in ${seconds} s`,
   );
+  if (!otherHosts) failedFiles.push("tests/interop/bun_test on a Deno or Node host");
   if (failedFiles.length > 0) {
     console.error(`failed: ${failedFiles.join(", ")}`);
     Deno.exit(1);
