@@ -108,7 +108,7 @@ export async function runCommand(args: string[]): Promise<number> {
         ? "none (--no-auth)"
         : tokenFile !== undefined
         ? `a token, in ${tokenFile} (call --token-file ${tokenFile} …)`
-        : "a token (run --token-file F saves it for callers; --no-auth: none)";
+        : "a token, in the attach line below (--token-file F keeps it in F instead)";
       writeStdout(
         describeReady(name, plugin, readyMs, inv, found.via, authText) +
           `  attach     ${JSON.stringify(attachInfo)}\nCtrl-C stops it.\n`,
