@@ -11,7 +11,6 @@ import { errorText, type Logger } from "./log.ts";
 import { PluginStartError } from "./plugin.ts";
 import {
   ownPid,
-  processCommandLine,
   processInfo,
   readTextFile,
   realPath,
@@ -141,7 +140,7 @@ export class PidFile {
     if (ownChildren.has(pid) || pid === ownPid()) return;
     let commandLine: string | undefined;
     try {
-      commandLine = await processCommandLine(pid);
+      commandLine = (await processInfo(pid))?.commandLine;
     } catch (error) {
       logger.warn(
         `pid file ${pidFile} names process ${pid}, and what it runs cannot be told: leaving it alone`,

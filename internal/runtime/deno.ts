@@ -181,39 +181,6 @@ export function signalPid(pid: number, signal: "SIGTERM" | "SIGKILL"): boolean {
   }
 }
 
-/**
- * The command line of a live process, its arguments joined by spaces (as `ps` shows
- * them), or undefined if it is gone; throws when it cannot tell. Deno 2.9 lets only
- * `--allow-all` read another process's /proc/<pid>/cmdline, so without it `ps` is
- * asked, which `--allow-run` covers.
- */
-export async function processCommandLine(pid: number): Promise<string | undefined> {
-  try {
-    const raw = await Deno.readTextFile(`/proc/${pid}/cmdline`);
-    if (raw === "") return undefined; // a zombie has no command line
-    return raw.replace(/\0$/, "").replaceAll("\0", " ");
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    if (
-      !(error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied)
-    ) throw error;
-  }
-  let output: Deno.CommandOutput;
-  try {
-    output = await new Deno.Command("ps", {
-      args: ["-ww", "-o", "args=", "-p", String(pid)],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-  } catch (error) {
-    throw explainPermission(error, "--allow-run", `ask ps what process ${pid} runs`);
-  }
-  const text = new TextDecoder().decode(output.stdout).trim();
-  // ps exits 1 and prints nothing when there is no such process.
-  return output.success && text !== "" ? text : undefined;
-}
-
 /** The real path of `path`, or `path` itself if it cannot be resolved. */
 export async function realPath(path: string): Promise<string> {
   try {

@@ -304,31 +304,6 @@ export function signalPid(pid: number, signal: "SIGTERM" | "SIGKILL"): boolean {
   }
 }
 
-/**
- * The command line of a live process, its arguments joined by spaces (as `ps` shows
- * them), or undefined if it is gone; throws when it cannot tell. Linux's /proc is read
- * where there is one; elsewhere `ps` is asked.
- */
-export async function processCommandLine(pid: number): Promise<string | undefined> {
-  if ((await readTextFile("/proc/self/cmdline").catch(() => undefined)) !== undefined) {
-    const raw = await readTextFile(`/proc/${pid}/cmdline`);
-    if (!raw) return undefined; // gone, or a zombie (which has no command line)
-    return raw.replace(/\0$/, "").replaceAll("\0", " ");
-  }
-  const ps = spawn("ps", ["-ww", "-o", "args=", "-p", String(pid)], {
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  let text = "";
-  ps.stdout!.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    ps.once("error", reject);
-    ps.once("close", resolve);
-  });
-  // ps exits 1 and prints nothing when there is no such process.
-  text = text.trim();
-  return code === 0 && text !== "" ? text : undefined;
-}
-
 /** The real path of `path`, or `path` itself if it cannot be resolved. */
 export async function realPath(path: string): Promise<string> {
   try {
