@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn as spawnProcess } from "node:child_process";
 import { existsSync } from "node:fs";
+import * as http2 from "node:http2";
 import process from "node:process";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -102,6 +103,36 @@ describe(`${host} host → Bun guest`, { skip }, () => {
         TEST_SERVER: "native",
       });
     }
+  });
+
+  it("answers 10 000 concurrent streams on one connection, refusing those past its limit", {
+    // Bun's own client sends streams past the limit (see tests/faults/hostile_test.ts).
+    skip: onBun && "needs node:http2's client as Node and Deno have it",
+  }, async () => {
+    await using guest = await startGuest({ exe: bun!, args: [echoPlugin] });
+    const session = http2.connect(guest.url.origin);
+    session.on("error", () => {});
+    let ok = 0;
+    let refused = 0;
+    try {
+      await Promise.all(Array.from({ length: 10_000 }, () =>
+        new Promise<void>((resolve) => {
+          const stream = session.request({
+            ":method": "POST",
+            ":path": "/echo.v1.EchoService/Ping",
+            "content-type": "application/proto",
+          });
+          stream.on("response", (headers) => headers[":status"] === 200 && ok++);
+          stream.on("error", () => refused++);
+          stream.on("close", resolve);
+          stream.resume();
+          stream.end();
+        })));
+    } finally {
+      session.destroy();
+    }
+    assert.equal(ok + refused, 10_000);
+    assert.ok(ok >= 1_000, `${ok} answered`);
   });
 
   it("fails calls UNAVAILABLE and ends the plugin's signal when a Bun guest is killed", async () => {
