@@ -74,6 +74,7 @@ import { HpackDecoder } from "./hpack.ts";
 import { readLoop } from "./inbound.ts";
 import type { PartialBlock } from "./inbound_headers.ts";
 import { frame, PING_TAG, rememberReset, requestFlush, rstFrame, sendGoAway } from "./output.ts";
+import { ResetIds } from "./reset_memory.ts";
 import { sendPreface } from "./settings.ts";
 import { H2Stream } from "./stream.ts";
 
@@ -180,7 +181,7 @@ export class Connection {
   /** @internal */ localOpen = 0;
   /** @internal Peer stream ids skipped over (never opened): [from, to] pairs, oldest first. */
   skipped: number[] = [];
-  /** @internal Streams we reset lately (see `rememberReset`). */ resetByUs = new Set<number>();
+  /** @internal Streams we reset (see `rememberReset`). */ readonly resetByUs = new ResetIds();
   // Our settings (advertised) and the receive side.
   /** @internal */ readonly maxStreams: number;
   /** @internal Our INITIAL_WINDOW_SIZE, once the peer acknowledges it. */

@@ -22,8 +22,6 @@ import {
 
 /** Output held (queued plus being written) past which no more DATA is framed for now. */
 const OUTPUT_HIGH_WATER = 256 * 1024;
-/** Streams we reset, remembered to ignore what the peer sent before it learnt of it. */
-const RESET_MEMORY = 4096;
 
 /** The first four bytes of our PINGs' payload ("h2pi"); the sequence number follows. */
 export const PING_TAG = 0x68327069;
@@ -154,8 +152,8 @@ export function rstFrame(conn: Connection, id: number, code: number, peerInduced
 }
 
 /**
- * Remembers a stream we reset (the most recent few thousand), so that frames the peer
- * sent before it learnt of the reset are ignored rather than treated as errors.
+ * Remembers a stream we reset (see `reset_memory.ts`), so that frames the peer sent
+ * before it learnt of the reset are ignored rather than treated as errors.
  *
  * @example
  * ```ts ignore
@@ -163,9 +161,7 @@ export function rstFrame(conn: Connection, id: number, code: number, peerInduced
  * ```
  */
 export function rememberReset(conn: Connection, id: number): void {
-  const resetByUs = conn.resetByUs;
-  resetByUs.add(id);
-  if (resetByUs.size > RESET_MEMORY) resetByUs.delete(resetByUs.values().next().value!);
+  conn.resetByUs.add(id);
 }
 
 /**
