@@ -220,6 +220,8 @@ export class Connection {
   /** @internal */ controlBytes = 0;
   /** @internal */ inflightControlFrames = 0;
   /** @internal */ inflightControlBytes = 0;
+  /** @internal Socket writes completed: the read loop waits for at most one. */
+  writesDone = 0;
   /** @internal Streams with output waiting on a window or on room. */
   readonly pending = new Set<H2Stream>();
   /** @internal Pings we sent, by payload. */
@@ -587,6 +589,7 @@ export class Connection {
         this.controlFrames = 0;
         this.controlBytes = 0;
         for (let at = 0; at < bytes.length;) at += await this.socket.write(bytes.subarray(at));
+        this.writesDone++;
         this.inflight = 0;
         this.inflightControlFrames = 0;
         this.inflightControlBytes = 0;

@@ -4,6 +4,9 @@
  * frames that concern the connection or a stream's life rather than its headers or
  * windows: DATA, RST_STREAM (with the rapid-reset count), PRIORITY, PING and GOAWAY.
  * After an error the input is drained only up to a budget, so a flood pushes back.
+ * Frames that make us answer (a burst of HEADERS past our stream limit, PINGs) let our
+ * writes go out before more of them are read, so that only a peer that does not read
+ * its answers meets the bound on what it makes us queue.
  *
  * @module
  */
@@ -38,7 +41,7 @@ import {
 } from "./frames.ts";
 import { latin1 } from "./hpack.ts";
 import { onContinuation, onHeaders, receivedEnd } from "./inbound_headers.ts";
-import { countControl, frame, PING_TAG, requestFlush } from "./output.ts";
+import { controlOwed, countControl, frame, PING_TAG, requestFlush } from "./output.ts";
 import { onSettings, sendPreface } from "./settings.ts";
 
 const READ_BUFFER = 64 * 1024;
@@ -61,6 +64,9 @@ export async function readLoop(conn: Connection, prefix: Uint8Array): Promise<vo
   let end = prefix.length;
   let prefaceLeft = conn.role === "server" ? PREFACE.length : 0;
   let drainBudget = DRAIN_BUDGET;
+  // The write we last let go out before reading on (see `controlOwed`), and whether to now.
+  let yieldedFor = -1;
+  let yieldNow = false;
   try {
     for (;;) {
       if (conn.terminating) {
@@ -122,6 +128,10 @@ export async function readLoop(conn: Connection, prefix: Uint8Array): Promise<vo
             start += 9 + length;
             onFrame(conn, type, flags, id, payload);
             if (conn.terminating) break;
+            if (controlOwed(conn) && yieldedFor !== conn.writesDone) {
+              yieldNow = true;
+              break;
+            }
           }
           if (!conn.terminating && conn.options.headerTimeoutMs !== undefined) {
             // A header block that has begun (or a HEADERS frame still arriving) runs
@@ -139,6 +149,15 @@ export async function readLoop(conn: Connection, prefix: Uint8Array): Promise<vo
         buffer.copyWithin(0, start, end);
         end -= start;
         start = 0;
+      }
+      if (yieldNow) {
+        // Input already read runs in one chain of microtasks, in which no write of ours
+        // completes: a turn of the event loop lets them. Once per write, so that a peer
+        // that does not read still meets the bound.
+        yieldNow = false;
+        yieldedFor = conn.writesDone;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        continue;
       }
       if (end === buffer.length) {
         const bigger = new Uint8Array(buffer.length * 2);

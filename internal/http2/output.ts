@@ -123,6 +123,23 @@ export function countControl(conn: Connection, bytes: number): boolean {
 }
 
 /**
+ * Whether the frames the peer made us queue (unwritten, or being written) reach a
+ * quarter of their bound: time to let them go out before reading on.
+ *
+ * @example
+ * ```ts ignore
+ * if (controlOwed(connection)) break; // and yield to the event loop
+ * ```
+ */
+export function controlOwed(conn: Connection): boolean {
+  const options = conn.options;
+  return 4 * (conn.controlFrames + conn.inflightControlFrames) >=
+      (options.maxQueuedControlFrames ?? 10_000) ||
+    4 * (conn.controlBytes + conn.inflightControlBytes) >=
+      (options.maxQueuedControlBytes ?? 1024 * 1024);
+}
+
+/**
  * Queues a WINDOW_UPDATE (the caller requests the flush).
  *
  * @example
