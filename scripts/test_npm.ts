@@ -17,51 +17,13 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { consumerHostPrints, writeConsumerProject } from "./consumer.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const npmDir = join(root, "npm");
 const nodeVersions = ["22", "24", "26"];
 /** The consumer project runs on the oldest. */
 const consumerNode = nodeVersions[0];
-
-const consumerGuest = `// A plugin in plain JavaScript, from the installed package.
-import { start } from "@ftl-ts/plugin/guest";
-import { EchoService } from "./gen/echo/v1/echo_pb.js";
-
-await start({
-  name: "echo",
-  service: EchoService,
-  create: () => ({
-    ping: () => ({}),
-    echo: (request) => ({ message: "hello from " + request.message }),
-    async *count() {},
-    fail: () => ({}),
-  }),
-});
-`;
-
-const consumerHost = `// A host in plain JavaScript, from the installed package.
-import process from "node:process";
-import { spawn } from "@ftl-ts/plugin/host";
-import { EchoService } from "./gen/echo/v1/echo_pb.js";
-
-for (const protocol of ["grpc", "connect"]) {
-  const plugin = await spawn({
-    name: "echo",
-    dir: process.cwd(),
-    exe: process.execPath,
-    args: ["guest.mjs"],
-    service: EchoService,
-    protocol,
-  });
-  try {
-    const { message } = await plugin.client.echo({ message: protocol });
-    console.log(protocol + ": " + message);
-  } finally {
-    await plugin.stop();
-  }
-}
-`;
 
 const userProto = `syntax = "proto3";
 
@@ -209,17 +171,7 @@ try {
     maps++;
   }
   if (maps === 0) throw new Error("the tarball has no source maps at its top level");
-  await Deno.writeTextFile(
-    join(project, "package.json"),
-    JSON.stringify({ name: "consumer", private: true, type: "module" }),
-  );
-  // The consumer's own generated code, as protoc-gen-es (target js) would give it.
-  for (const file of ["echo/v1/echo_pb.js", "xyz/block/ftl/v1/ftl_pb.js"]) {
-    await Deno.mkdir(join(project, "gen", file, ".."), { recursive: true });
-    await Deno.copyFile(join(npmDir, "gen", file), join(project, "gen", file));
-  }
-  await Deno.writeTextFile(join(project, "guest.mjs"), consumerGuest);
-  await Deno.writeTextFile(join(project, "host.mjs"), consumerHost);
+  await writeConsumerProject(project, npmDir);
   console.log(`\n# consumer project in ${project}`);
   // npm and node of the oldest supported Node: --engine-strict fails on any EBADENGINE.
   const [consumerCmd] = await nodeCommand(consumerNode);
@@ -237,7 +189,7 @@ try {
   );
   const out = await onConsumerNode("node host.mjs", true);
   console.log(out.trimEnd());
-  for (const expected of ["grpc: hello from grpc", "connect: hello from connect"]) {
+  for (const expected of consumerHostPrints) {
     if (!out.includes(expected)) throw new Error(`consumer host did not print "${expected}"`);
   }
   // The user's own proto, importing the Ping proto the package ships, generated with
