@@ -261,6 +261,63 @@ describe("a server connection refusing streams past its limit", () => {
     }
   });
 
+  it("still cuts off a client that never reads its REFUSED_STREAMs: GOAWAY ENHANCE_YOUR_CALM", async () => {
+    await using engine = await startEngine(1);
+    const client = await RawConnection.open(engine.port);
+    try {
+      client.handshake();
+      await client.ready();
+      client.pause();
+      // Batches of refused streams, until the kernel's buffers are full of our resets and
+      // the engine's bound is passed (a few hundred thousand streams).
+      const batch = 5_000;
+      const later = concat(indexedField(65), indexedField(64), indexedField(63), indexedField(62));
+      const first = concat(
+        ...postFields("/flood").map(([name, value]) => indexingField(name, value)),
+      );
+      let id = 1;
+      const conn = () => engine.watches[0]?.connection;
+      const deadline = performance.now() + 30_000;
+      while (id < 4_000_000 && conn()?.failure === undefined && performance.now() < deadline) {
+        const frames: Uint8Array[] = [];
+        for (let i = 0; i < batch; i++, id += 2) {
+          frames.push(headersFrame(id, id === 1 ? first : later));
+        }
+        await client.flush(concat(...frames));
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      const failure = conn()?.failure;
+      assert.equal(failure?.code, ErrorCode.ENHANCE_YOUR_CALM, `after ${(id - 1) / 2} streams`);
+      assert.match(failure!.message, /queue frames it does not read/);
+      console.log(`a client not reading: cut off after ${(id - 1) / 2} refused streams`);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it("ignores the body and trailers of a refused stream that were on their way", async () => {
+    await using engine = await startEngine(1);
+    const client = await RawConnection.open(engine.port);
+    try {
+      client.handshake();
+      const { frames } = compactHeaders(2);
+      const trailers = headerBlock([["x-checksum", "1"]]);
+      client.write(concat(
+        frames,
+        dataFrame(3, new Uint8Array(100)),
+        headersFrame(3, trailers, { endStream: true }),
+        dataFrame(1, new Uint8Array(0), true),
+      ));
+      await client.until(() => client.streams.get(1)?.ended === true, 10_000, "stream 1");
+      assert.equal(client.streams.get(1)!.status, 200);
+      assert.equal(errorName(client.streams.get(3)?.reset), "REFUSED_STREAM");
+      assert.equal(engine.watches[0].resets.get(3), 1, "RST_STREAM frames on stream 3");
+      assert.deepEqual(client.goaways, []);
+    } finally {
+      client.destroy();
+    }
+  });
+
   it("still answers DATA on a stream the peer closed with one STREAM_CLOSED, then ignores it", async () => {
     await using engine = await startEngine(10);
     const client = await RawConnection.open(engine.port);

@@ -50,7 +50,8 @@
  * (one stream), `inbound.ts` (the read loop and most frames), `inbound_headers.ts`
  * (header blocks), `flow.ts` (framing our output as the windows allow, giving ours
  * back), `output.ts` (the output buffer), `settings.ts` (SETTINGS both ways),
- * `defences.ts` (timers and the rapid-reset count), `header_block.ts` (validation).
+ * `defences.ts` (timers and the rapid-reset count), `header_block.ts` (validation),
+ * `reset_memory.ts` (the streams we reset, whose late frames are ignored).
  *
  * @module
  */
