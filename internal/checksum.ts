@@ -195,7 +195,8 @@ export async function verifyChecksum(options: {
   }
   if (actual === expected) return;
   const real = await realPath(file);
-  const shown = real === file ? file : `${file} (→ ${real})`;
+  // The arrow is for links: a path that only had ".." in it is shown resolved.
+  const shown = real === file || real === withoutDotDot(file) ? real : `${file} (→ ${real})`;
   throw new PluginChecksumError(
     `plugin ${name} was not started: ${shown} has ${actual}, but the checksum expects ${expected}`,
     { file, expected, actual },
@@ -238,4 +239,14 @@ function joinPath(base: string, path: string): string {
   const absolute = joined.startsWith("/");
   const kept = joined.split("/").filter((segment) => segment !== "" && segment !== ".");
   return (absolute ? "/" : "") + (kept.join("/") || ".");
+}
+
+/** `path` with its ".." segments taken lexically: what it names when no link is on the way. */
+function withoutDotDot(path: string): string {
+  const kept: string[] = [];
+  for (const segment of path.split("/")) {
+    if (segment === "..") { if (kept.length > 1) kept.pop(); }
+    else kept.push(segment);
+  }
+  return kept.join("/") || "/";
 }

@@ -250,6 +250,11 @@ export class PluginGaveUpError extends PluginExitError {
     this.message += `; gave up after ${details.restarts} restart${
       details.restarts === 1 ? "" : "s"
     }`;
+    // A restart can fail before any process runs (a checksum refused, say): say so.
+    const { cause } = details;
+    if (cause instanceof Error && !(cause instanceof PluginExitError && cause.exit === exit)) {
+      this.message += ` (the last: ${cause.message.split("\n")[0]})`;
+    }
     this.name = "PluginGaveUpError";
     this.restarts = details.restarts;
     this.lastLines = details.lastLines;

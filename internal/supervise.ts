@@ -332,6 +332,8 @@ class Life implements PluginLife {
       const attempt = ++this.#attempt;
       this.#restarts++;
       const delayMs = backoffDelay(policy, attempt);
+      // Calls made meanwhile say what they wait for: the last failure, not the first crash.
+      connection.suspend(`${firstLine(reason.message)}; restart ${attempt} in ${delayMs} ms`);
       plan.logger.warn(
         `${reason.message}; restart ${attempt}${
           policy.maxRestarts === Infinity ? "" : ` of ${policy.maxRestarts}`
@@ -398,12 +400,14 @@ class Life implements PluginLife {
 
   async #giveUp(exit: ProcessExit, lastLines: readonly string[], cause: Error): Promise<void> {
     const { plan, connection } = this.#context;
-    connection.close();
     const reason = new PluginGaveUpError(plan.name, exit, {
       restarts: this.#restarts,
       lastLines,
       cause,
     });
+    // Later calls carry the verdict, not the message of the crash that began it.
+    connection.suspend(reason.message);
+    connection.close();
     plan.logger.error(`${reason.message}: later calls fail UNAVAILABLE`);
     await this.#end(reason);
   }
@@ -422,4 +426,10 @@ class Life implements PluginLife {
   }
 
   #endRan = false;
+}
+
+/** A message's first line: a start failure's message goes on with the plugin's output. */
+function firstLine(message: string): string {
+  const end = message.indexOf("\n");
+  return end < 0 ? message : message.slice(0, end);
 }

@@ -10,6 +10,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  realpathSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -121,6 +122,10 @@ describe("spawn({ checksum })", () => {
     assert.ok(error instanceof PluginChecksumError, String(error));
     assert.equal(error.file, `${dir.path}/${file}`);
     assert.equal(error.actual, checksum.digest);
+    // The ".." of a path from dir is shown resolved; the arrow is kept for links.
+    assert.ok(file.includes(".."), file);
+    assert.ok(error.message.includes(`: ${realpathSync(testScript)} has `), error.message);
+    assert.ok(!error.message.includes("→"), error.message);
   });
 
   it("finds a bare exe through the plugin's PATH, follows a symlink, and hashes what runs", async () => {
@@ -197,6 +202,8 @@ describe("spawn({ checksum })", () => {
       assert.ok(reason instanceof PluginGaveUpError, String(reason));
       assert.ok(reason.cause instanceof PluginChecksumError, String(reason.cause));
       assert.equal(reason.cause.actual, await sha256Of(launcher));
+      // The give-up names the refusal, not only the SIGKILL that began the restarts.
+      assert.match(reason.message, /gave up after 1 restart \(the last: .*has sha256:/);
       assert.ok(!existsSync(marker), "the changed plugin ran");
     } finally {
       await plugin.stop({ graceMs: 0 });
