@@ -372,7 +372,9 @@ export function errorText(error: unknown): string {
   // Remembering visited errors stops a self-referential cause chain looping.
   while (current instanceof Error && !seen.has(current)) {
     seen.add(current);
-    parts.push(current.message || current.name);
+    const text = current.message || current.name;
+    // A wrapper that already ends with its cause's words (ConnectError does) says them once.
+    if (!parts.at(-1)?.endsWith(text)) parts.push(text);
     current = current.cause;
   }
   if (parts.length === 0 || !(current instanceof Error || current == null)) {

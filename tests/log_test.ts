@@ -239,6 +239,13 @@ describe("errorText", () => {
     assert.equal(errorText(error), "a: b: c");
   });
 
+  it("says a cause once when its wrapper's message already ends with it", () => {
+    const refused = new Error("Connection refused (os error 111)");
+    const error = new Error("[unavailable] Connection refused (os error 111)", { cause: refused });
+    assert.equal(errorText(error), "[unavailable] Connection refused (os error 111)");
+    assert.equal(errorText(new Error("a: b", { cause: new Error("c") })), "a: b: c");
+  });
+
   it("stops on a cyclic cause chain", () => {
     const error = new Error("loop");
     error.cause = error;
