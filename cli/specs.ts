@@ -33,7 +33,8 @@ service, protocol, pid and token (the --json ready event holds them as fields).`
     dir: flags.dir("Its working directory, where .ftl goes."),
     name: field.string({
       placeholder: "NAME",
-      help: "Its name in logs (default: the executable's base name).",
+      help:
+        "Its name in logs (default: the executable's base name, or the script's for deno, node, bun or python).",
     }),
     bind: field.enum(["tcp", "unix"], {
       default: "tcp",

@@ -285,6 +285,25 @@ describe("ftl-plugin", () => {
     assert.ok(!stderr.includes(`${ESC}[`), "no terminal escapes");
   });
 
+  it("calls a script plugin: the runtime as the executable, the script after --", async () => {
+    using dir = tempDir();
+    const guest = echoGuestCommand(onDeno ? "deno" : "node");
+    const { code, stdout, stderr } = await ftlPlugin([
+      "call",
+      "--dir",
+      dir.path,
+      guest.exe,
+      "echo.v1.EchoService/Echo",
+      '{"message":"once"}',
+      "--",
+      ...guest.args,
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(JSON.parse(stdout), { message: "once" });
+    // Named after the script, not the runtime.
+    assert.match(stderr, /^starting plugin…$/m);
+  });
+
   it("spins while a plugin starts when stderr is a terminal", {
     // util-linux's script(1) gives the CLI a pseudo-terminal.
     skip: !existsSync("/usr/bin/script"),
