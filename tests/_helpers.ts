@@ -38,6 +38,15 @@ export function runToEnd(child: ChildProcess): Promise<Finished> {
 /** Whether the suite runs under Deno (else Node, on the compiled npm build). */
 export const onDeno: boolean = "Deno" in globalThis;
 
+/** The permissions the README lists for a Deno host: tests run hosts with exactly these. */
+export const readmeHostPermissions: readonly string[] = [
+  "--allow-run",
+  "--allow-net=127.0.0.1",
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+];
+
 /**
  * The command that runs a script of this repository: `deno run -A x.ts` under Deno,
  * `node x.js` (its compiled twin) under Node.

@@ -24,6 +24,7 @@ import {
   isGone,
   memoryLogger,
   onDeno,
+  readmeHostPermissions,
   runToEnd,
   scriptCommand,
   startGuest,
@@ -32,13 +33,7 @@ import {
 } from "./_helpers.ts";
 
 /** The README's permissions for a Deno host, and for a Deno guest. */
-const hostPermissions = [
-  "--allow-run",
-  "--allow-net=127.0.0.1",
-  "--allow-env",
-  "--allow-read",
-  "--allow-write",
-];
+const hostPermissions = readmeHostPermissions;
 const guestPermissions = ["--allow-net=127.0.0.1", "--allow-env"];
 
 /** Runs a script of this repository as a user would: Deno with exactly `permissions`. */

@@ -29,6 +29,7 @@ import {
   isGone,
   memoryLogger,
   onDeno,
+  readmeHostPermissions,
   repoRoot,
   runToEnd,
   scriptCommand,
@@ -339,14 +340,7 @@ describe("spawn({ checksum })", () => {
 const checksumHost = fileURLToPath(new URL("../examples/checksum/host.ts", import.meta.url));
 const echoScript = join(repoRoot, "examples/echo/plugin.ts");
 /** `deno run` with the permissions the README lists for a host. */
-const readmeHostRun = [
-  "run",
-  "--allow-run",
-  "--allow-net=127.0.0.1",
-  "--allow-env",
-  "--allow-read",
-  "--allow-write",
-];
+const readmeHostRun = ["run", ...readmeHostPermissions];
 
 describe(
   "examples/checksum with the README's host permissions",

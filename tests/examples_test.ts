@@ -6,18 +6,12 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { repoRoot, runToEnd } from "./_helpers.ts";
+import { readmeHostPermissions, repoRoot, runToEnd } from "./_helpers.ts";
 
 const demoHost = fileURLToPath(new URL("../examples/echo/host.ts", import.meta.url));
 const echoPlugin = fileURLToPath(new URL("../examples/echo/plugin.ts", import.meta.url));
 const onDeno = "Deno" in globalThis;
-const hostPermissions = [
-  "--allow-run",
-  "--allow-net=127.0.0.1",
-  "--allow-env",
-  "--allow-read",
-  "--allow-write",
-];
+const hostPermissions = readmeHostPermissions;
 
 function deno(args: string[], env: Record<string, string> = {}) {
   return spawn(process.execPath, args, {

@@ -25,6 +25,7 @@ import {
   isGone,
   memoryLogger,
   onDeno,
+  readmeHostPermissions,
   repoRoot,
   runToEnd,
   scriptCommand,
@@ -378,14 +379,7 @@ const echoGuest = echoGuestCommand(onDeno ? "deno" : "node");
 const grpcGoLike = scriptCommand(new URL("./fixtures/host_grpc_go_like.ts", import.meta.url));
 const staleHost = new URL("./fixtures/host_stale_pid.ts", import.meta.url);
 /** `deno run` with the permissions the README lists for a host. */
-const readmeHostRun = [
-  "run",
-  "--allow-run",
-  "--allow-net=127.0.0.1",
-  "--allow-env",
-  "--allow-read",
-  "--allow-write",
-];
+const readmeHostRun = ["run", ...readmeHostPermissions];
 
 describe("spawn(): peers and pid files (issue 14)", () => {
   for (const status of [500, 400]) {

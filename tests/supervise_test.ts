@@ -23,6 +23,7 @@ import {
   isGone,
   memoryLogger,
   onDeno,
+  readmeHostPermissions,
   repoRoot,
   runToEnd,
   scriptCommand,
@@ -394,13 +395,7 @@ describe("spawn({ restart }) across runtimes", () => {
 describe("examples/supervise", { skip: !onDeno && "a Deno example" }, () => {
   it("runs with the README's host permissions, the plugin with a guest's", async () => {
     const example = fileURLToPath(new URL("../examples/supervise/host.ts", import.meta.url));
-    const permissions = [
-      "--allow-run",
-      "--allow-net=127.0.0.1",
-      "--allow-env",
-      "--allow-read",
-      "--allow-write",
-    ];
+    const permissions = readmeHostPermissions;
     const child = spawnProcess(process.execPath, ["run", ...permissions, example], {
       stdio: ["ignore", "pipe", "pipe"],
       signal: AbortSignal.timeout(BOUND_MS),

@@ -17,6 +17,7 @@ import {
   echoGuestCommand,
   memoryLogger,
   onDeno,
+  readmeHostPermissions,
   repoRoot,
   runToEnd,
   startGuest,
@@ -159,13 +160,7 @@ describe(
   () => {
     it("runs a Bun guest with the README's host permissions over every protocol", async () => {
       const example = join(repoRoot, "examples/bun/host.ts");
-      const permissions = [
-        "--allow-run",
-        "--allow-net=127.0.0.1",
-        "--allow-env",
-        "--allow-read",
-        "--allow-write",
-      ];
+      const permissions = readmeHostPermissions;
       const child = spawnProcess(process.execPath, ["run", ...permissions, example, bun!], {
         stdio: ["ignore", "pipe", "pipe"],
       });
