@@ -31,10 +31,16 @@
  * @module
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { createClient, type Transport } from "@connectrpc/connect";
 import { bindUrl } from "./internal/bind.ts";
-import type { PingableService, Plugin, Protocol } from "./internal/plugin.ts";
-import { Logger, LogLevel, logLevelName } from "./internal/log.ts";
+import {
+  defaultHostLogger,
+  extraClients,
+  type PingableService,
+  type Plugin,
+  type Protocol,
+} from "./internal/plugin.ts";
+import { type Logger, LogLevel, logLevelName } from "./internal/log.ts";
 import { claimChild, isSafeFileName, PidFile } from "./internal/pid_file.ts";
 import { launch, type LaunchPlan } from "./internal/launch.ts";
 import { type RestartOptions, restartPolicy, superviseLife } from "./internal/supervise.ts";
@@ -52,8 +58,6 @@ import {
   ownPid,
   processEnv,
   spawnChild,
-  stderrIsTerminal,
-  writeStderr,
 } from "#runtime";
 import type { Child } from "./internal/runtime/types.ts";
 
@@ -280,7 +284,7 @@ export async function spawn<
   // Before the stale kill and the port: a refused plugin leaves no trace.
   await verifyChecksum(options);
   const { name } = options;
-  const logger = options.logger ?? defaultLogger();
+  const logger = options.logger ?? defaultHostLogger();
   const pluginLogger = logger.scope(name);
 
   // Prepared once: what lives across every process this handle starts.
@@ -455,22 +459,4 @@ function readinessCheck(
   const pingable: PingableService = options.service;
   const pinger = createClient(pingable, transport);
   return async (signal) => (await pinger.ping({}, { signal })).notReady;
-}
-
-function extraClients<E extends Record<string, DescService>>(
-  services: E | undefined,
-  transport: Transport,
-): { [K in keyof E]: Client<E[K]> } {
-  return Object.fromEntries(
-    Object.entries(services ?? {}).map(([key, desc]) => [key, createClient(desc, transport)]),
-  ) as { [K in keyof E]: Client<E[K]> };
-}
-
-function defaultLogger(): Logger {
-  return new Logger({
-    level: LogLevel.Info,
-    format: "text",
-    color: stderrIsTerminal(),
-    write: writeStderr,
-  });
 }

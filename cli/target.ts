@@ -105,17 +105,5 @@ export function pluginName(exe: string, args: readonly string[]): string {
   return runtime && script ? baseName(script) : baseName(exe);
 }
 
-/**
- * An endpoint as people write it: no trailing slash on an http URL.
- *
- * @param url The endpoint.
- * @returns Its text.
- * @example
- * ```ts
- * import { endpointText } from "./target.ts";
- * console.assert(endpointText(new URL("http://127.0.0.1:1/")) === "http://127.0.0.1:1");
- * ```
- */
-export function endpointText(url: URL): string {
-  return url.protocol === "http:" ? `http://${url.host}` : url.href;
-}
+// Shared with attach(), which prints endpoints the same way.
+export { endpointText } from "../internal/bind.ts";

@@ -8,11 +8,14 @@
  * @module
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import { errorText, Logger, LogLevel } from "./log.ts";
+import { bindUrl, endpointText, parseBindUrl } from "./bind.ts";
+import { errorText, type Logger } from "./log.ts";
 import {
   type AttachInfo,
+  defaultHostLogger,
+  extraClients,
   type PingableService,
   type Plugin,
   PluginExitError,
@@ -27,7 +30,7 @@ import {
   waitUntilReady,
 } from "./readiness.ts";
 import { PluginConnection, type WireProtocol } from "./transport.ts";
-import { everyUnref, ownPid, processInfo, signalGroup, signalPid, writeStderr } from "#runtime";
+import { everyUnref, ownPid, processInfo, signalGroup, signalPid } from "#runtime";
 import type { ProcessExit } from "./runtime/types.ts";
 
 /**
@@ -183,7 +186,7 @@ export async function attach<
 >(options: AttachOptions<S, E>): Promise<AttachedPlugin<S, E>> {
   const endpoint = checkAttachOptions(options);
   const { name, pid, token } = options;
-  const logger = (options.logger ?? defaultLogger()).scope(name);
+  const logger = (options.logger ?? defaultHostLogger()).scope(name);
   const timeoutMs = options.startTimeout ?? DEFAULT_ATTACH_TIMEOUT_MS;
   const target = pid === undefined ? undefined : await findProcess(name, pid);
   const connection = new PluginConnection(endpoint, { protocol: options.protocol, token });
@@ -498,7 +501,7 @@ function parseEndpoint(given: string | URL): URL {
     if (url.pathname === "" || url.pathname === "/") {
       throw new TypeError(`attach: endpoint ${url.href} names no socket path`);
     }
-    return url;
+    return checkedAsBind(given);
   }
   if (url.protocol !== "http:") {
     throw new TypeError(
@@ -508,23 +511,14 @@ function parseEndpoint(given: string | URL): URL {
   if (url.pathname !== "/" || url.search || url.hash || url.username || url.password) {
     throw new TypeError(`attach: endpoint ${url.href} must be only a scheme, host and port`);
   }
-  return url;
+  return checkedAsBind(given);
 }
 
-/** The endpoint as `FTL_BIND` has it: `http://host:port` without a slash, or the unix URL. */
-function endpointText(url: URL): string {
-  return url.protocol === "http:" ? `http://${url.host}` : url.href;
-}
-
-function extraClients<E extends Record<string, DescService>>(
-  services: E | undefined,
-  transport: Plugin["transport"],
-): { [K in keyof E]: Client<E[K]> } {
-  return Object.fromEntries(
-    Object.entries(services ?? {}).map(([key, desc]) => [key, createClient(desc, transport)]),
-  ) as { [K in keyof E]: Client<E[K]> };
-}
-
-function defaultLogger(): Logger {
-  return new Logger({ level: LogLevel.Info, format: "text", write: writeStderr });
+/** The rest (a port given, an absolute socket path) is checked as a plugin's FTL_BIND is. */
+function checkedAsBind(given: string | URL): URL {
+  try {
+    return bindUrl(parseBindUrl(given));
+  } catch (error) {
+    throw new TypeError(`attach: endpoint: ${errorText(error)}`, { cause: error });
+  }
 }

@@ -57,3 +57,19 @@ export function bindUrl(address: BindAddress): URL {
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   return new URL(`http://${host}:${address.port}`);
 }
+
+/**
+ * An endpoint as `FTL_BIND` and people write it: an http URL without the slash `URL`
+ * adds, a unix URL as it is.
+ *
+ * @param url The endpoint.
+ * @returns Its text.
+ * @example
+ * ```ts
+ * import { endpointText } from "./bind.ts";
+ * console.assert(endpointText(new URL("http://127.0.0.1:1/")) === "http://127.0.0.1:1");
+ * ```
+ */
+export function endpointText(url: URL): string {
+  return url.protocol === "http:" ? `http://${url.host}` : url.href;
+}

@@ -7,10 +7,12 @@
  */
 import type { DescService } from "@bufbuild/protobuf";
 import type { GenService } from "@bufbuild/protobuf/codegenv2";
-import type { Client, Transport } from "@connectrpc/connect";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import type { PingRequestSchema, PingResponseSchema } from "../gen/xyz/block/ftl/v1/ftl_pb.ts";
+import { Logger, LogLevel } from "./log.ts";
 import type { ProcessExit } from "./runtime/types.ts";
 import type { WireProtocol } from "./transport.ts";
+import { stderrIsTerminal, writeStderr } from "#runtime";
 
 /**
  * A service whose methods include FTL's `Ping`: every plugin's main service.
@@ -340,4 +342,36 @@ export function describeExit(exit: ProcessExit): string {
   if (exit.signal) return `was killed by ${exit.signal}`;
   // Neither is known of a process that is not this one's child (an attached plugin).
   return exit.code === null ? "ended (how is not known)" : `exited with code ${exit.code}`;
+}
+
+/**
+ * The clients of a handle's `extraClients` option, on the handle's transport: what
+ * `spawn()` and `attach()` both give as `plugin.clients`.
+ *
+ * @param services The option: `{ name: Service }`.
+ * @param transport The plugin's transport.
+ * @returns `{ name: Client<Service> }`.
+ */
+export function extraClients<E extends Record<string, DescService>>(
+  services: E | undefined,
+  transport: Transport,
+): { [K in keyof E]: Client<E[K]> } {
+  return Object.fromEntries(
+    Object.entries(services ?? {}).map(([key, desc]) => [key, createClient(desc, transport)]),
+  ) as { [K in keyof E]: Client<E[K]> };
+}
+
+/**
+ * The logger of a host given none (`spawn()`, `attach()`): text on stderr at info, in
+ * colour on a terminal.
+ *
+ * @returns The logger.
+ */
+export function defaultHostLogger(): Logger {
+  return new Logger({
+    level: LogLevel.Info,
+    format: "text",
+    color: stderrIsTerminal(),
+    write: writeStderr,
+  });
 }
