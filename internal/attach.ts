@@ -289,16 +289,17 @@ export async function attach<
     });
   }
 
+  // A caller's long-lived signal must not keep a released handle (and its connection) alive.
+  const forgetSignal = () => options.signal?.removeEventListener("abort", onAbort);
   const release = () => {
+    forgetSignal();
     stopWatch();
     connection.close();
     return Promise.resolve();
   };
   const onAbort = () => release();
   options.signal?.addEventListener("abort", onAbort, { once: true });
-  lifetime.signal.addEventListener("abort", () => {
-    options.signal?.removeEventListener("abort", onAbort);
-  });
+  lifetime.signal.addEventListener("abort", forgetSignal, { once: true });
 
   let stopping: Promise<ProcessExit> | undefined;
   const stop: AttachedPlugin["stop"] = ({ graceMs = DEFAULT_STOP_GRACE_MS } = {}) => {
