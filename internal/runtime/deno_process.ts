@@ -5,7 +5,7 @@
  * @module
  */
 import { explainPermission } from "./deno_permission.ts";
-import { parseProcStat, parsePsLine, PS_ARGS } from "./process_info.ts";
+import { parseProcStat, parsePsLine, PS_ARGS, PS_TIMEOUT_MS, psTimedOut } from "./process_info.ts";
 import type { ProcessInfo } from "./types.ts";
 
 /**
@@ -36,10 +36,12 @@ export async function processInfo(pid: number): Promise<ProcessInfo | undefined>
       stdin: "null",
       stdout: "piped",
       stderr: "null",
+      signal: AbortSignal.timeout(PS_TIMEOUT_MS),
     }).output();
   } catch (error) {
     throw explainPermission(error, "--allow-run", `ask ps about process ${pid}`);
   }
+  if (output.signal !== null) throw psTimedOut(pid);
   // ps exits 1 and prints nothing when there is no such process.
   return output.success ? parsePsLine(new TextDecoder().decode(output.stdout)) : undefined;
 }

@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import process from "node:process";
-import { parseProcStat, parsePsLine, PS_ARGS } from "./process_info.ts";
+import { parseProcStat, parsePsLine, PS_ARGS, PS_TIMEOUT_MS, psTimedOut } from "./process_info.ts";
 import type { ProcessInfo } from "./types.ts";
 
 /** Whether this system has Linux's /proc (checked once). */
@@ -28,7 +28,9 @@ export async function processInfo(pid: number): Promise<ProcessInfo | undefined>
       const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
       return parseProcStat(stat, cmdline);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      // ESRCH: it went between opening its stat file and reading it.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ESRCH") return undefined;
       throw error;
     }
   }
@@ -36,12 +38,13 @@ export async function processInfo(pid: number): Promise<ProcessInfo | undefined>
     // lstart's words are the C locale's whatever the user's is.
     env: { ...process.env, LC_ALL: "C" },
     stdio: ["ignore", "pipe", "ignore"],
+    timeout: PS_TIMEOUT_MS,
   });
   let text = "";
   ps.stdout!.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
   const code = await new Promise<number | null>((resolve, reject) => {
     ps.once("error", reject);
-    ps.once("close", resolve);
+    ps.once("close", (code, signal) => signal === null ? resolve(code) : reject(psTimedOut(pid)));
   });
   // ps exits 1 and prints nothing when there is no such process.
   return code === 0 ? parsePsLine(text) : undefined;

@@ -11,6 +11,31 @@ import type { ProcessInfo } from "./types.ts";
 export const PS_ARGS: readonly string[] = ["-ww", "-o", "ppid=,pgid=,stat=,lstart=,args="];
 
 /**
+ * How long `ps` may take before it is killed and the question fails: attach's watch
+ * and a pid file's check wait on it, and a `ps` stuck on a hung NFS mount or a
+ * swapped-out system would otherwise hold them forever.
+ */
+export const PS_TIMEOUT_MS = 10_000;
+
+/**
+ * The error of a `ps` that was killed for taking longer than {@linkcode PS_TIMEOUT_MS}:
+ * not knowing, which must not read as "gone".
+ *
+ * @param pid The process asked about.
+ * @returns The error.
+ * @example
+ * ```ts
+ * import { psTimedOut } from "./process_info.ts";
+ * console.assert(psTimedOut(42).message.includes("process 42"));
+ * ```
+ */
+export function psTimedOut(pid: number): Error {
+  return new Error(
+    `ps did not answer about process ${pid} within ${PS_TIMEOUT_MS} ms; is the system overloaded?`,
+  );
+}
+
+/**
  * Reads `/proc/<pid>/stat` (and its `cmdline`): undefined for a zombie or a dead one.
  *
  * @param stat The stat file's text.
