@@ -23,15 +23,38 @@ export interface Finished {
   stderr: string;
 }
 
-/** Waits for `child` to exit, collecting its output. */
-export function runToEnd(child: ChildProcess): Promise<Finished> {
+/**
+ * Waits for `child` to exit, collecting its output. The wait is bounded: a child still
+ * running after `timeoutMs` (default 5 minutes) is SIGKILLed, and the promise rejects
+ * with what it printed, so a hung child fails its test instead of hanging the suite.
+ */
+export function runToEnd(
+  child: ChildProcess,
+  { timeoutMs = 300_000 }: { timeoutMs?: number } = {},
+): Promise<Finished> {
   let stdout = "";
   let stderr = "";
   child.stdout?.setEncoding("utf8").on("data", (s: string) => (stdout += s));
   child.stderr?.setEncoding("utf8").on("data", (s: string) => (stderr += s));
   return new Promise((resolve, reject) => {
-    child.once("error", reject);
-    child.once("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.once("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      if (!timedOut) return resolve({ code, signal, stdout, stderr });
+      reject(
+        new Error(
+          `${child.spawnfile} still ran after ${timeoutMs} ms (killed):\n${stdout}\n${stderr}`,
+        ),
+      );
+    });
   });
 }
 
@@ -122,6 +145,27 @@ export async function waitUntil(condition: () => boolean, ms: number): Promise<b
   return condition();
 }
 
+/** `promise`, or a rejection naming `what` once `ms` pass first. */
+export function within<T>(what: string, promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves once `signal` aborts; rejects naming `what` if it has not within `ms`. */
+export function abortedWithin(signal: AbortSignal, ms: number, what: string): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return within(
+    what,
+    new Promise<void>((resolve) =>
+      signal.addEventListener("abort", () => resolve(), { once: true })
+    ),
+    ms,
+  );
+}
+
 /** A fresh temporary directory, removed by the returned function. */
 export function tempDir(): { path: string; [Symbol.dispose](): void } {
   const path = mkdtempSync(join(tmpdir(), "ftl-plugin-test-"));
@@ -190,10 +234,18 @@ export async function startGuest(
   };
   try {
     const url = await new Promise<URL>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`guest did not serve within 30 s:\n${stderrLines.join("\n")}`)),
+        30_000,
+      );
+      exited.then(() => clearTimeout(timer));
       createInterface({ input: child.stderr! }).on("line", (line) => {
         stderrLines.push(line);
         const match = /^serving on (\S+)$/.exec(decodeLogEntry(line)?.message ?? "");
-        if (match) resolve(new URL(match[1]));
+        if (match) {
+          clearTimeout(timer);
+          resolve(new URL(match[1]));
+        }
       });
       exited.then(({ code }) =>
         reject(new Error(`guest exited (${code}) before serving:\n${stderrLines.join("\n")}`))
