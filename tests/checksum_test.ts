@@ -34,6 +34,7 @@ import {
   runToEnd,
   scriptCommand,
   tempDir,
+  within,
 } from "./_helpers.ts";
 
 const testPlugin = scriptCommand(new URL("./fixtures/test_plugin.ts", import.meta.url));
@@ -59,12 +60,9 @@ function writeLauncher(path: string, marker?: string): void {
   chmodSync(path, 0o755);
 }
 
-/** Spawns with `extra`, calls Echo once, stops; resolves what the plugin echoed. */
-async function startAndEcho(
-  dir: string,
-  extra: Partial<SpawnOptions<typeof EchoService>>,
-): Promise<string> {
-  await using plugin = await spawn({
+/** spawn() of the test plugin in `dir`, with `extra` over the defaults. */
+function spawnTest(dir: string, extra: Partial<SpawnOptions<typeof EchoService>>) {
+  return spawn({
     name: "test",
     dir,
     ...testPlugin,
@@ -73,7 +71,15 @@ async function startAndEcho(
     startTimeout: 30_000,
     ...extra,
   });
-  return (await plugin.client.echo({ message: "checked" })).message;
+}
+
+/** Spawns with `extra`, calls Echo once, stops; resolves what the plugin echoed. */
+async function startAndEcho(
+  dir: string,
+  extra: Partial<SpawnOptions<typeof EchoService>>,
+): Promise<string> {
+  await using plugin = await spawnTest(dir, extra);
+  return (await plugin.client.echo({ message: "checked" }, { timeoutMs: 30_000 })).message;
 }
 
 /** What spawn() rejected with. */
@@ -81,15 +87,7 @@ async function refusal(
   dir: string,
   extra: Partial<SpawnOptions<typeof EchoService>>,
 ): Promise<unknown> {
-  const outcome = await spawn({
-    name: "test",
-    dir,
-    ...testPlugin,
-    service: EchoService,
-    logger: memoryLogger().logger,
-    startTimeout: 30_000,
-    ...extra,
-  }).then(
+  const outcome = await spawnTest(dir, extra).then(
     async (plugin) => {
       await plugin.stop({ graceMs: 0 });
       return undefined;
@@ -179,12 +177,9 @@ describe("spawn({ checksum })", () => {
     using dir = tempDir();
     const launcher = `${dir.path}/plugin`;
     writeLauncher(launcher);
-    const plugin = await spawn({
-      name: "test",
-      dir: dir.path,
+    const plugin = await spawnTest(dir.path, {
       exe: launcher,
-      service: EchoService,
-      logger: memoryLogger().logger,
+      args: [],
       checksum: await sha256Of(launcher),
       restart: { maxRestarts: 1, backoff: { initialMs: 10 } },
     });
@@ -192,13 +187,7 @@ describe("spawn({ checksum })", () => {
       const marker = `${dir.path}/ran`;
       writeLauncher(launcher, marker); // the same plugin, and a marker: another digest
       process.kill(plugin.pid, "SIGKILL");
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        plugin.exited,
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error("no give-up in 30 s")), 30_000);
-        }),
-      ]).finally(() => clearTimeout(timer));
+      await within("the give-up", plugin.exited, 30_000);
       const reason = plugin.signal.reason;
       assert.ok(reason instanceof PluginGaveUpError, String(reason));
       assert.ok(reason.cause instanceof PluginChecksumError, String(reason.cause));
