@@ -7,12 +7,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn as nodeSpawn } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { hostService, type Plugin, PluginStartError, spawn } from "../host.ts";
+import { hostService, LogLevel, type Plugin, PluginStartError, spawn } from "../host.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
 import { KeyValueService } from "../gen/kv/v1/kv_pb.ts";
 import { Health } from "../gen/grpc/health/v1/health_pb.ts";
@@ -22,6 +22,7 @@ import {
   denoExecutable,
   memoryLogger,
   onDeno,
+  readmeHostPermissions,
   repoRoot,
   type Runtime,
   runToEnd,
@@ -292,7 +293,7 @@ describe(`a ${hostRuntime} host's host services`, () => {
     );
   });
 
-  it("keeps serving across a supervised restart, closing only at the final stop", async () => {
+  it("keeps serving across a supervised restart, closing only at the final stop (LOG_LEVEL=DEBUG)", async () => {
     using dir = tempDir();
     const socket = join(dir.path, ".ftl", "greeter.host.sock");
     const { store, service } = keyValueStore();
@@ -304,10 +305,14 @@ describe(`a ${hostRuntime} host's host services`, () => {
       service: EchoService,
       hostServices: [service],
       restart: { backoff: { initialMs: 10 } },
+      // What FTL's host passes: its whole environment, LOG_LEVEL as its user wrote it.
+      env: { LOG_LEVEL: "DEBUG" },
       logger: log.logger,
     });
     try {
       const firstPid = plugin.pid;
+      const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+      assert.ok(environ(firstPid).includes("LOG_LEVEL=DEBUG"));
       await plugin.client.echo({ message: "one" }, { timeoutMs: WAIT_MS });
       process.kill(firstPid!, "SIGKILL");
       // Calls fail UNAVAILABLE while the plugin is down; the next process answers.
@@ -322,9 +327,15 @@ describe(`a ${hostRuntime} host's host services`, () => {
         }
       }
       assert.notEqual(plugin.pid, firstPid);
+      assert.ok(environ(plugin.pid).includes("LOG_LEVEL=DEBUG"), "the restart's env");
       assert.equal(store.get("seen/two"), "two");
       const greeted = log.entries.filter((e) => e.message === "greeting from the host");
       assert.equal(greeted.length, 2, "each process called the host in create()");
+      const debug = log.entries.filter((e) =>
+        e.attributes?.scope === "greeter" && e.message.startsWith("serving on ") &&
+        e.level === LogLevel.Debug
+      );
+      assert.equal(debug.length, 2, "each process logs at debug (LOG_LEVEL=DEBUG)");
       assert.equal(statSync(socket).mode & 0o777, 0o600);
     } finally {
       await plugin.stop({ graceMs: 2_000 });
@@ -405,9 +416,12 @@ describe("ctx.host() in a guest", () => {
 
 describe("the host-services example", { skip: !onDeno && "Deno permissions only" }, () => {
   const example = join(repoRoot, "examples/host_services/host.ts");
-  const hostPermissions = ["--allow-run", "--allow-env", "--allow-read", "--allow-write"];
+  // The README's host permissions, --allow-net widened to the socket (below).
+  const hostPermissions = readmeHostPermissions.filter((p) => !p.startsWith("--allow-net"));
   const run = (args: string[]) =>
-    runToEnd(nodeSpawn(denoExecutable(), args, { stdio: ["ignore", "pipe", "pipe"] }));
+    runToEnd(nodeSpawn(denoExecutable(), args, { stdio: ["ignore", "pipe", "pipe"] }), {
+      timeoutMs: 60_000,
+    });
 
   it("runs with the README's host permissions plus net access to its socket", async () => {
     using dir = tempDir();

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
+  LogLevel,
   type Plugin,
   PluginExitError,
   PluginGaveUpError,
@@ -28,6 +29,7 @@ import {
   runToEnd,
   scriptCommand,
   tempDir,
+  within,
 } from "./_helpers.ts";
 
 // A Deno guest under `deno test`, a Node guest (the compiled fixture) under `node --test`.
@@ -49,13 +51,7 @@ async function eventually(what: string, condition: () => boolean): Promise<void>
 
 /** `promise`, or a rejection after BOUND_MS naming `what`. */
 function bounded<T>(what: string, promise: Promise<T>): Promise<T> {
-  const timeout = AbortSignal.timeout(BOUND_MS);
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) =>
-      timeout.addEventListener("abort", () => reject(new Error(`timed out: ${what}`)))
-    ),
-  ]);
+  return within(what, promise, BOUND_MS);
 }
 
 /** How a call failed: its Connect code. */
@@ -312,6 +308,29 @@ describe("spawn({ restart })", () => {
     );
   });
 
+  it("restarts a plugin given LOG_LEVEL=DEBUG (as FTL's host passes its env), debug lines from each process", async () => {
+    await withSupervised(
+      { backoff: { initialMs: 0 } },
+      async ({ plugin, entries, restarted }) => {
+        const firstPid = plugin.pid;
+        assert.ok(environOf(firstPid).includes("LOG_LEVEL=DEBUG"));
+        crash(plugin);
+        await eventually("the restart", () => restarted() === 1);
+        assert.notEqual(plugin.pid, firstPid);
+        // The restart got the same env (not the host logger's level), and parsed it.
+        assert.ok(environOf(plugin.pid).includes("LOG_LEVEL=DEBUG"));
+        assert.equal((await plugin.client.echo({ message: "debug" })).message, "debug");
+        const serving = entries.filter((e) =>
+          e.attributes?.scope === "supervised" && e.message.startsWith("serving on ") &&
+          e.level === LogLevel.Debug
+        );
+        assert.equal(serving.length, 2, "each process logs at debug");
+      },
+      {},
+      () => ({ LOG_LEVEL: "DEBUG" }),
+    );
+  });
+
   it("rejects bad restart options before starting anything", async () => {
     using dir = tempDir();
     const base = {
@@ -408,6 +427,11 @@ describe("examples/supervise", { skip: !onDeno && "a Deno example" }, () => {
     assert.match(stderr, /restart 1 of 3 in 100 ms/);
   });
 });
+
+/** The environment a process was started with, from /proc. */
+function environOf(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+}
 
 function readPidFile(dir: string): string {
   return readFileSync(`${dir}/.ftl/supervised.pid`, "utf8").trim();
