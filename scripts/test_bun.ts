@@ -42,6 +42,9 @@ const concurrency = 2;
  */
 const perTestMs = 120_000;
 
+/** How long one test file (under bun test, deno test or node --test) may run before it is killed. */
+const perFileMs = 600_000;
+
 /** The cache directory this script installs Bun into. */
 function cacheDir(): string {
   const base = Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/tmp", ".cache");
@@ -132,6 +135,8 @@ async function runFile(bun: string, file: string): Promise<FileResult> {
     env: { DENO_BIN: Deno.execPath() },
     stdout: "piped",
     stderr: "piped",
+    // bun test bounds each test, not a file that hangs between them.
+    signal: AbortSignal.timeout(perFileMs),
   }).output();
   const text = new TextDecoder().decode(result.stdout) + new TextDecoder().decode(result.stderr);
   const count = (what: string) =>
@@ -178,6 +183,7 @@ async function runOtherHosts(bun: string): Promise<boolean> {
       env: { BUN_BIN: bun, DENO_BIN: Deno.execPath() },
       stdout: "piped",
       stderr: "piped",
+      signal: AbortSignal.timeout(perFileMs),
     }).output();
     const text = new TextDecoder().decode(result.stdout) +
       new TextDecoder().decode(result.stderr);
