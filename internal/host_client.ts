@@ -7,7 +7,7 @@
  */
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { parseBindUrl } from "./bind.ts";
+import { bindUrl, parseBindUrl } from "./bind.ts";
 import type { PluginTransport } from "./transport.ts";
 
 /** The variable a plugin finds the host's services in: `unix:///…/<name>.host.sock`. */
@@ -80,15 +80,16 @@ export function hostClients(env: Readonly<Record<string, string | undefined>>): 
         );
       }
       if (transport === undefined) {
+        let endpoint: URL;
         try {
-          parseBindUrl(bind);
+          endpoint = bindUrl(parseBindUrl(bind));
         } catch (error) {
           throw new ConnectError(
             `ctx.host(${service.typeName}): ${HOST_BIND_ENV}: ${(error as Error).message}`,
             Code.FailedPrecondition,
           );
         }
-        transport = lazyTransport(new URL(bind));
+        transport = lazyTransport(endpoint);
       }
       let client = made.get(service.typeName);
       if (client === undefined) {
@@ -99,7 +100,8 @@ export function hostClients(env: Readonly<Record<string, string | undefined>>): 
     },
     close() {
       closed = true;
-      connection?.then((opened) => opened.close());
+      // A transport that never loaded has nothing to close (and must not reject unhandled).
+      void connection?.then((opened) => opened.close(), () => {});
     },
   };
 }
