@@ -59,7 +59,8 @@ describe("the examples", { skip: !onDeno && "Deno permissions only" }, () => {
         env: { ...process.env, DENO_DIR: join(scratch, "deno_dir"), NO_COLOR: "1" },
         stdio: ["ignore", "pipe", "pipe"],
       });
-      const { code, stdout, stderr } = await runToEnd(child);
+      // Downloads included: more than runToEnd's default bound.
+      const { code, stdout, stderr } = await runToEnd(child, { timeoutMs: 600_000 });
       assert.equal(code, 0, stderr);
       assert.match(stdout, /stopped with exit code 0/);
       const errors = `${stdout}\n${stderr}`.split("\n").filter((line) => /^\s*error\b/i.test(line));

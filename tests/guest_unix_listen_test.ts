@@ -9,21 +9,8 @@ import { serve } from "../guest.ts";
 import { Logger } from "../internal/log.ts";
 import { echoImplementation } from "../examples/echo/echo.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
-import { onDeno, tempDir } from "./_helpers.ts";
+import { onDeno, tempDir, within } from "./_helpers.ts";
 import { onBun } from "./_bun.ts";
-
-/** `promise`'s outcome, or a rejection saying it did not settle within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * Makes moving the bound socket into place fail. On Deno a non-empty directory where
@@ -63,6 +50,7 @@ describe("serve() on a unix socket", () => {
     try {
       await assert.rejects(
         within(
+          "serve() to settle",
           serve({
             service: EchoService,
             implementation: echoImplementation(""),

@@ -552,7 +552,6 @@ describe("spawn(): peers and pid files (issue 14)", () => {
   }, async () => {
     using dir = tempDir();
     const deno = denoExecutable();
-    const started = Date.now();
     const host = spawnProcess(deno, [
       ...readmeHostRun,
       fileURLToPath(staleHost),
@@ -562,13 +561,14 @@ describe("spawn(): peers and pid files (issue 14)", () => {
         args: ["run", "-A", `${repoRoot}examples/echo/plugin.ts`],
         names: ["sock"],
         bind: "unix",
-        startTimeout: 20_000,
+        // Far past the bound below: a host that waited for it instead of failing at once
+        // is killed there, and the test fails.
+        startTimeout: 600_000,
       }),
     ], { stdio: ["ignore", "pipe", "pipe"] });
-    const { code, stderr } = await runToEnd(host);
+    const { code, stderr } = await runToEnd(host, { timeoutMs: 60_000 });
     assert.equal(code, 1, stderr);
     assert.match(stderr, /cannot reach plugin sock: permission denied: run Deno with --allow-net/);
-    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
   });
 
   it("kills and reaps the plugin when spawn() fails after starting it", async () => {
