@@ -19,7 +19,7 @@ import {
   signalPid,
   writeTextFile,
 } from "#runtime";
-import type { Child } from "./runtime/types.ts";
+import type { Child, ProcessInfo } from "./runtime/types.ts";
 
 /** Pids of the plugins this process started and has not reaped yet: never stale. */
 const ownChildren = new Set<number>();
@@ -138,9 +138,9 @@ export class PidFile {
     }
     // A plugin of our own with the same name, still running or not yet reaped.
     if (ownChildren.has(pid) || pid === ownPid()) return;
-    let commandLine: string | undefined;
+    let info: ProcessInfo | undefined;
     try {
-      commandLine = (await processInfo(pid))?.commandLine;
+      info = await processInfo(pid);
     } catch (error) {
       logger.warn(
         `pid file ${pidFile} names process ${pid}, and what it runs cannot be told: leaving it alone`,
@@ -148,7 +148,8 @@ export class PidFile {
       );
       return;
     }
-    if (commandLine === undefined) return;
+    if (info === undefined) return;
+    const { commandLine } = info;
     if (!(await runsCommand(commandLine, command.exe, command.args ?? []))) {
       logger.warn(
         `pid file ${pidFile} names process ${pid}, which runs something else (${
@@ -157,7 +158,7 @@ export class PidFile {
       );
       return;
     }
-    const host = await this.#liveHost(pid, logger);
+    const host = await this.#liveHost(pid, info.parent, logger);
     if (host !== undefined) {
       throw new PluginStartError(
         `${pidFile} names process ${pid}, which runs this plugin under another host that ` +
@@ -202,12 +203,13 @@ export class PidFile {
   /**
    * The pid of the host `<name>.host` names, if that host is still `pid`'s parent (a
    * dead host's plugin has been given another parent: it is an orphan, and stale).
+   * `parent` is from the look-up killStale() made already: asking again costs a `ps`.
    */
-  async #liveHost(pid: number, logger: Logger): Promise<number | undefined> {
+  async #liveHost(pid: number, parent: number, logger: Logger): Promise<number | undefined> {
     try {
       const host = Number((await readTextFile(this.hostPath))?.trim());
       if (!Number.isSafeInteger(host) || host <= 1 || host === ownPid()) return undefined;
-      return (await processInfo(pid))?.parent === host ? host : undefined;
+      return parent === host ? host : undefined;
     } catch (error) {
       logger.warn(`cannot tell whether another host runs process ${pid}: taking it for stale`, {
         error: errorText(error),
