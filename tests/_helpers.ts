@@ -70,6 +70,9 @@ export const readmeHostPermissions: readonly string[] = [
   "--allow-write",
 ];
 
+/** The permissions the README lists for a Deno guest (host services need more). */
+export const readmeGuestPermissions: readonly string[] = ["--allow-net=127.0.0.1", "--allow-env"];
+
 /**
  * The command that runs a script of this repository: `deno run -A x.ts` under Deno,
  * `node x.js` (its compiled twin) under Node.

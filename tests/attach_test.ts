@@ -25,6 +25,7 @@ import {
   isGone,
   memoryLogger,
   onDeno,
+  readmeGuestPermissions,
   readmeHostPermissions,
   runToEnd,
   scriptCommand,
@@ -34,22 +35,19 @@ import {
   within,
 } from "./_helpers.ts";
 
-/** The README's permissions for a Deno host, and for a Deno guest. */
-const hostPermissions = readmeHostPermissions;
-const guestPermissions = ["--allow-net=127.0.0.1", "--allow-env"];
-
 /** Runs a script of this repository as a user would: Deno with exactly `permissions`. */
-function userCommand(url: URL, permissions: string[]): { exe: string; args: string[] } {
+function userCommand(url: URL, permissions: readonly string[]): { exe: string; args: string[] } {
   if (!onDeno) return scriptCommand(url);
   return { exe: denoExecutable(), args: ["run", ...permissions, fileURLToPath(url)] };
 }
 
-const exampleHost = userCommand(new URL("../examples/attach/host.ts", import.meta.url), [
-  ...hostPermissions,
-]);
+const exampleHost = userCommand(
+  new URL("../examples/attach/host.ts", import.meta.url),
+  readmeHostPermissions,
+);
 const chattyPlugin = userCommand(
   new URL("./fixtures/chatty_plugin.ts", import.meta.url),
-  guestPermissions,
+  readmeGuestPermissions,
 );
 const echoCommand = echoGuestCommand(onDeno ? "deno" : "node");
 const cli = scriptCommand(new URL("../cli.ts", import.meta.url));

@@ -22,6 +22,7 @@ import {
   denoExecutable,
   memoryLogger,
   onDeno,
+  readmeGuestPermissions,
   readmeHostPermissions,
   repoRoot,
   type Runtime,
@@ -279,7 +280,7 @@ describe(`a ${hostRuntime} host's host services`, () => {
         dir: dir.path,
         // The README's guest permissions, and nothing for the host's socket.
         exe: denoExecutable(),
-        args: ["run", "--quiet", "--allow-net=127.0.0.1", "--allow-env", script],
+        args: ["run", "--quiet", ...readmeGuestPermissions, script],
         service: EchoService,
         hostServices: [service],
         logger: memoryLogger().logger,

@@ -18,6 +18,7 @@ import {
   echoGuestCommand,
   memoryLogger,
   onDeno,
+  readmeGuestPermissions,
   readmeHostPermissions,
   repoRoot,
   runToEnd,
@@ -184,7 +185,7 @@ describe("Bun host → Deno guest", {
     it(`pings, calls unary and server-streaming over ${protocol}, and stops it (exit 0)`, async () => {
       // The README's guest permissions, and nothing more.
       const { exe, args } = echoGuestCommand("deno");
-      const guest = { exe, args: ["run", "--allow-net=127.0.0.1", "--allow-env", args.at(-1)!] };
+      const guest = { exe, args: ["run", ...readmeGuestPermissions, args.at(-1)!] };
       await withEcho(guest, protocol, exercise);
     });
   }
