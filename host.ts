@@ -34,6 +34,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { bindUrl } from "./internal/bind.ts";
 import {
+  checkProtocol,
   defaultHostLogger,
   extraClients,
   type PingableService,
@@ -367,7 +368,7 @@ export async function spawn<
 function checkSpawnOptions(
   options: Pick<
     SpawnOptions<PingableService>,
-    "name" | "exe" | "dir" | "startTimeout" | "bind" | "workingDir"
+    "name" | "exe" | "dir" | "startTimeout" | "bind" | "workingDir" | "protocol"
   >,
 ): void {
   if (!options.name) throw new TypeError("spawn: name is required");
@@ -378,6 +379,7 @@ function checkSpawnOptions(
       `spawn: startTimeout must be a positive number of ms, not ${options.startTimeout}`,
     );
   }
+  checkProtocol("spawn", options.protocol);
   if (options.bind === "unix" && !isSafeFileName(options.name)) {
     // The name becomes a file name (<dir>/.ftl/<name>.sock): no path tricks.
     throw new TypeError(

@@ -14,6 +14,7 @@ import { bindUrl, endpointText, parseBindUrl } from "./bind.ts";
 import { errorText, type Logger } from "./log.ts";
 import {
   type AttachInfo,
+  checkProtocol,
   defaultHostLogger,
   extraClients,
   type PingableService,
@@ -472,11 +473,7 @@ function checkAttachOptions(options: AttachOptions<PingableService>): URL {
       `attach: pid must be a positive integer naming another process, not ${JSON.stringify(pid)}`,
     );
   }
-  if (protocol !== undefined && !["auto", "connect", "grpc", "grpc-web"].includes(protocol)) {
-    throw new TypeError(
-      `attach: protocol must be auto, connect, grpc or grpc-web, not ${JSON.stringify(protocol)}`,
-    );
-  }
+  checkProtocol("attach", protocol);
   if (startTimeout !== undefined && !(startTimeout > 0)) {
     throw new TypeError(
       `attach: startTimeout must be a positive number of ms, not ${startTimeout}`,

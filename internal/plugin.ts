@@ -47,6 +47,26 @@ export type PingableService = GenService<{
  */
 export type Protocol = "auto" | WireProtocol;
 
+const PROTOCOLS: readonly Protocol[] = ["auto", "connect", "grpc", "grpc-web"];
+
+/**
+ * Refuses a `protocol` option that names no protocol (a typo would otherwise pass as
+ * Connect and fail later, far from its cause).
+ *
+ * @param caller `spawn` or `attach`, for the message.
+ * @param protocol The option as given.
+ * @throws {TypeError} Naming the protocols there are.
+ */
+export function checkProtocol(caller: string, protocol: unknown): void {
+  if (protocol !== undefined && !PROTOCOLS.includes(protocol as Protocol)) {
+    throw new TypeError(
+      `${caller}: protocol must be auto, connect, grpc or grpc-web, not ${
+        typeof protocol === "string" ? JSON.stringify(protocol) : String(protocol)
+      }`,
+    );
+  }
+}
+
 /**
  * A running plugin, as {@linkcode spawn} returns it ({@linkcode attach} gives the same
  * for one already running, as an `AttachedPlugin`, whose pid may be unknown).
