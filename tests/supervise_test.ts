@@ -303,6 +303,11 @@ describe("spawn({ restart })", () => {
         controller.abort();
         await bounded("exited", plugin.exited);
         assert.ok(plugin.signal.aborted);
+        // Ended as stop() ends it, not given up, and nothing restarted after.
+        assert.ok(plugin.signal.reason instanceof PluginExitError, String(plugin.signal.reason));
+        assert.ok(!(plugin.signal.reason instanceof PluginGaveUpError));
+        assert.equal(plugin.restarts, 1);
+        assert.deepEqual(groupMembers(plugin.pid), []);
       },
       { signal: controller.signal },
     );
