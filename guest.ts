@@ -63,7 +63,7 @@ import {
   writeStderr,
   writeStdout,
 } from "#runtime";
-import { defaultServer, serveHttp } from "./internal/server/serve.ts";
+import { defaultServer, serveHttp, settledWithin } from "./internal/server/serve.ts";
 import type { PingableService } from "./internal/plugin.ts";
 import type { HttpServerKind } from "./internal/runtime/types.ts";
 
@@ -373,19 +373,6 @@ async function stopServer(
   cancelCalls.abort(new ConnectError("the plugin is shutting down", Code.Unavailable));
   if (await outcome(CANCEL_WAIT_MS)) return;
   logger.warn("calls ignored cancellation: stopped waiting for them");
-}
-
-/** Whether `promise` settles within `ms`; never leaves a timer behind. */
-async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**

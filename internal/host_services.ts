@@ -13,7 +13,7 @@ import { bindUrl } from "./bind.ts";
 import { HOST_BIND_ENV, HOST_TOKEN_ENV } from "./host_client.ts";
 import type { Logger } from "./log.ts";
 import { createPluginHandler } from "./router.ts";
-import { serveHttp } from "./server/serve.ts";
+import { serveHttp, settledWithin } from "./server/serve.ts";
 import { randomToken } from "./transport.ts";
 import { makeDirectory, makePrivateTempDir, processEnv, removeFile, removeTree } from "#runtime";
 
@@ -244,7 +244,7 @@ export async function startHostServices(
     closing ??= (async () => {
       // The plugin is gone (or never came): nobody waits for these answers.
       cancelCalls.abort(new ConnectError("the plugin has stopped", Code.Unavailable));
-      await within(server.shutdown(), CLOSE_WAIT_MS);
+      await settledWithin(server.shutdown(), CLOSE_WAIT_MS);
       await removeAll();
     })();
   return {
@@ -260,14 +260,4 @@ export async function startHostServices(
 
 function byteLength(text: string): number {
   return new TextEncoder().encode(text).length;
-}
-
-/** Waits for `promise` for up to `ms`, never rejecting and leaving no timer behind. */
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    promise.catch(() => {}),
-    new Promise((resolve) => (timer = setTimeout(resolve, ms))),
-  ]);
-  clearTimeout(timer);
 }

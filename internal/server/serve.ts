@@ -133,3 +133,30 @@ async function serveSwitched(
       })(),
   };
 }
+
+/**
+ * Whether `promise` settles within `ms`; never leaves a timer behind. A server's
+ * wind-down (its calls draining, its shutdown) is waited for this way, bounded: a call
+ * that ignores cancellation must not hold a stop forever.
+ *
+ * @param promise What to wait for; its rejection counts as settling.
+ * @param ms How long to wait.
+ * @returns True if it settled in time.
+ * @example
+ * ```ts
+ * import { settledWithin } from "./serve.ts";
+ * console.assert(await settledWithin(Promise.resolve(), 10));
+ * console.assert(!(await settledWithin(new Promise(() => {}), 10)));
+ * ```
+ */
+export async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
