@@ -73,9 +73,8 @@ export class PluginChecksumError extends PluginStartError {
     check: { file: string; expected: string; actual?: string },
     cause?: unknown,
   ) {
-    super(message, [], { cause });
     // Nothing ran, so PluginStartError's account of the plugin's output does not apply.
-    this.message = message;
+    super(message, [], { cause, started: false });
     this.name = "PluginChecksumError";
     this.file = check.file;
     this.expected = check.expected;
