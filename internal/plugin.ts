@@ -335,7 +335,8 @@ export class PluginStartError extends Error {
     } = {},
   ) {
     const unshown = options.unshown ?? lastLines;
-    // No process was started (a pid file said no): there is no output to speak of.
+    // No process of ours ran (a pid file or a checksum refused, or attach() found none):
+    // "it printed nothing" would suggest one ran and stayed silent.
     const tail = options.started === false
       ? ""
       : lastLines.length === 0

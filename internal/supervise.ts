@@ -305,7 +305,8 @@ class Life implements PluginLife {
         return;
       }
       if (!policy) {
-        // Today's single life: the end is known at once, the output drains after.
+        // Without restart the handle ends with this process: say so at once (calls fail
+        // fast), and resolve `exited` only once its last lines are mirrored.
         connection.close();
         this.#lifetime.abort(new PluginExitError(plan.name, exit));
         void launched.exited.then(() => this.#end());
