@@ -9,7 +9,6 @@
  */
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { bindUrl, endpointText, parseBindUrl } from "./bind.ts";
 import { errorText, type Logger } from "./log.ts";
 import {
@@ -250,16 +249,11 @@ export async function attach<
       case "refused": {
         const denied = permissionError(notReady.error);
         if (denied) throw say(`cannot attach: ${where}: ${denied.message}`, notReady.error);
-        const { error } = notReady.error as FinalRefusal;
-        const hint = error.code === Code.Unauthenticated
+        const refusal = notReady.error as FinalRefusal;
+        const hint = refusal.error.code === Code.Unauthenticated
           ? token === undefined ? " (it wants a token: pass token)" : " (a wrong token?)"
           : "";
-        throw say(
-          `cannot attach: ${where} refused Ping: ${
-            codeToString(error.code).toUpperCase()
-          }: ${error.rawMessage}${hint}`,
-          error,
-        );
+        throw say(`cannot attach: ${where} refused Ping: ${refusal.text}${hint}`, refusal.error);
       }
     }
   }

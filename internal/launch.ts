@@ -8,7 +8,6 @@
  * @module
  */
 import type { Transport } from "@connectrpc/connect";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { describeExit, PluginStartError } from "./plugin.ts";
 import { errorText, type Logger, type LogLevel } from "./log.ts";
 import type { PidFile } from "./pid_file.ts";
@@ -194,18 +193,16 @@ function startError(failure: {
           { cause: notReady.error, unshown },
         );
       }
-      const { error } = notReady.error as FinalRefusal;
+      const refusal = notReady.error as FinalRefusal;
       const via = connection.switchedFrom
         ? ` over gRPC (over Connect it answered ${connection.switchedFrom})`
         : connection.protocol === "connect"
         ? ""
         : ` over ${connection.protocol}`;
       return new PluginStartError(
-        `plugin ${name} refused Ping${via}: ${
-          codeToString(error.code).toUpperCase()
-        }: ${error.rawMessage}`,
+        `plugin ${name} refused Ping${via}: ${refusal.text}`,
         lines,
-        { cause: error, unshown },
+        { cause: refusal.error, unshown },
       );
     }
   }

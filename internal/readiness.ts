@@ -6,6 +6,7 @@
  * @module
  */
 import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "./log.ts";
 import type { PluginConnection } from "./transport.ts";
 
@@ -157,6 +158,14 @@ export class FinalRefusal extends Error {
   constructor(error: ConnectError) {
     super(error.message, { cause: error });
     this.error = error;
+  }
+
+  /**
+   * The refusal as spawn() and attach() report it: `UNAUTHENTICATED: <the plugin's words>`
+   * (the code as gRPC spells it, which is what people search for).
+   */
+  get text(): string {
+    return `${codeToString(this.error.code).toUpperCase()}: ${this.error.rawMessage}`;
   }
 }
 
