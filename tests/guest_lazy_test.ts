@@ -9,6 +9,7 @@ import { Logger } from "../internal/log.ts";
 import { ReflectionClient } from "../internal/reflection_client.ts";
 import { echoImplementation } from "../examples/echo/echo.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
+import { within } from "./_helpers.ts";
 
 describe("a guest's first non-lean requests", () => {
   it("are answered correctly when they arrive together", async () => {
@@ -33,21 +34,28 @@ describe("a guest's first non-lean requests", () => {
 });
 
 async function answersAll(url: URL, reflection: ReflectionClient): Promise<void> {
+  // Every request is bounded: one left unanswered fails the test instead of hanging it.
+  const signal = AbortSignal.timeout(20_000);
   const json = (message: string) =>
     fetch(new URL("/echo.v1.EchoService/Echo", url), {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ message }),
+      signal,
     }).then(async (response) => [response.status, await response.json()]);
-  const [echoes, services, up, missing] = await Promise.all([
-    Promise.all(["a", "b", "c", "d"].map(json)),
-    reflection.listServices(),
-    fetch(new URL("/up", url)).then((response) => response.text()),
-    fetch(new URL("/nothing/here", url)).then(async (response) => {
-      await response.body?.cancel();
-      return response.status;
-    }),
-  ]);
+  const [echoes, services, up, missing] = await within(
+    "every answer",
+    Promise.all([
+      Promise.all(["a", "b", "c", "d"].map(json)),
+      reflection.listServices(),
+      fetch(new URL("/up", url), { signal }).then((response) => response.text()),
+      fetch(new URL("/nothing/here", url), { signal }).then(async (response) => {
+        await response.body?.cancel();
+        return response.status;
+      }),
+    ]),
+    20_000,
+  );
   assert.deepEqual(echoes, [
     [200, { message: "hi a" }],
     [200, { message: "hi b" }],
