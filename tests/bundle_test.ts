@@ -15,7 +15,14 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Logger, LogLevel, spawn } from "../host.ts";
 import { EchoService } from "../gen/echo/v1/echo_pb.ts";
-import { collect, onDeno, repoRoot, runToEnd, tempDir } from "./_helpers.ts";
+import {
+  collect,
+  onDeno,
+  readmeGuestPermissions,
+  repoRoot,
+  runToEnd,
+  tempDir,
+} from "./_helpers.ts";
 import { onBun } from "./_bun.ts";
 
 const script = join(repoRoot, "scripts/bundle_plugin.ts");
@@ -77,13 +84,7 @@ describe("a plugin shipped as one file", { skip: missing }, () => {
     using out = tempDir();
     const file = await bundle(["--runtime=deno", "--out", out.path]);
     // Run from the temporary directory: no deno.json, no node_modules to lean on.
-    await callAndStop(out.path, deno!, [
-      "run",
-      "--allow-net=127.0.0.1",
-      "--allow-env",
-      "--no-config",
-      file,
-    ]);
+    await callAndStop(out.path, deno!, ["run", ...readmeGuestPermissions, "--no-config", file]);
   });
 
   it("runs from an esbuild bundle on node", { skip: noNodeBuild }, async () => {
