@@ -116,10 +116,24 @@ export async function waitUntilReady(
   }
 }
 
-function sleep(
+/**
+ * Waits `ms`, or less: until `signal` aborts, or until the `wake` that `onWake` is
+ * handed is called. Leaves no timer or listener behind either way.
+ *
+ * @param ms How long at most.
+ * @param signal Ends the wait early.
+ * @param onWake Given the function that ends the wait early (readiness's nudges).
+ * @returns When the wait is over.
+ * @example
+ * ```ts
+ * import { sleep } from "./readiness.ts";
+ * await sleep(10_000, AbortSignal.abort()); // at once
+ * ```
+ */
+export function sleep(
   ms: number,
   signal: AbortSignal,
-  onWake: (wake: () => void) => void,
+  onWake?: (wake: () => void) => void,
 ): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
@@ -130,7 +144,7 @@ function sleep(
       resolve();
     }
     signal.addEventListener("abort", done, { once: true });
-    onWake(done);
+    onWake?.(done);
   });
 }
 

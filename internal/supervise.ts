@@ -10,6 +10,7 @@
 import { describeExit, PluginExitError, PluginGaveUpError } from "./plugin.ts";
 import { errorText } from "./log.ts";
 import { launch, type Launched, type LaunchPlan } from "./launch.ts";
+import { sleep } from "./readiness.ts";
 import { PluginConnection } from "./transport.ts";
 import type { ProcessExit } from "./runtime/types.ts";
 
@@ -385,18 +386,9 @@ class Life implements PluginLife {
   }
 
   /** Waits `ms`; false if stop() came first. */
-  #wait(ms: number): Promise<boolean> {
-    const halt = this.#halt.signal;
-    return new Promise((resolve) => {
-      if (halt.aborted) return resolve(false);
-      const done = () => {
-        clearTimeout(timer);
-        halt.removeEventListener("abort", done);
-        resolve(!halt.aborted);
-      };
-      const timer = setTimeout(done, ms);
-      halt.addEventListener("abort", done, { once: true });
-    });
+  async #wait(ms: number): Promise<boolean> {
+    await sleep(ms, this.#halt.signal);
+    return !this.#halt.signal.aborted;
   }
 
   async #giveUp(exit: ProcessExit, lastLines: readonly string[], cause: Error): Promise<void> {
