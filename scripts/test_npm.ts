@@ -80,6 +80,11 @@ try {
 }
 `;
 
+/** How long one command may run before it is killed. */
+const commandMs = 30 * 60_000;
+/** How long one test may run under node --test (which has no bound of its own). */
+const perTestMs = 300_000;
+
 async function run(
   cmd: string,
   args: string[],
@@ -92,6 +97,8 @@ async function run(
     env: { DENO_BIN: Deno.execPath() },
     stdout: options.capture ? "piped" : "inherit",
     stderr: "inherit",
+    // No step may hang the task: the longest, a whole node --test run, takes minutes.
+    signal: AbortSignal.timeout(commandMs),
   }).output();
   if (!output.success) throw new Error(`${cmd} ${args.join(" ")} failed (${output.code})`);
   return options.capture ? new TextDecoder().decode(output.stdout) : "";
@@ -128,7 +135,14 @@ for (const major of nodeVersions) {
   try {
     // Two files at a time (Node's default on two cores is one): 71 s instead of 130 s for
     // one Node here, which keeps the three runs inside CI's time.
-    await run(cmd, [...prefix, "--test", "--test-concurrency=2", ...reporters, ...testFiles]);
+    await run(cmd, [
+      ...prefix,
+      "--test",
+      "--test-concurrency=2",
+      `--test-timeout=${perTestMs}`,
+      ...reporters,
+      ...testFiles,
+    ]);
   } finally {
     const text = await Deno.readTextFile(tap).catch(() => "");
     const count = (what: string) =>
