@@ -27,6 +27,7 @@ import {
   repoRoot,
   type Runtime,
   runToEnd,
+  scriptCommand,
   tempDir,
 } from "./_helpers.ts";
 
@@ -235,38 +236,28 @@ describe(`a ${hostRuntime} host's host services`, () => {
 
   it("gives a guest whose host serves nothing a clear error from ctx.host()", async () => {
     using dir = tempDir();
-    // A host that is itself some host's plugin must not pass that host's socket on.
-    const inherited = { bind: process.env.FTL_HOST_BIND, token: process.env.FTL_HOST_TOKEN };
-    process.env.FTL_HOST_BIND = `unix://${join(dir.path, "grandparent.sock")}`;
-    process.env.FTL_HOST_TOKEN = "the grandparent's token";
-    try {
-      await assert.rejects(
-        spawn({
-          name: "greeter",
-          dir: dir.path,
-          ...greeterCommand(guest),
-          service: EchoService,
-          logger: memoryLogger().logger,
-          signal: AbortSignal.timeout(WAIT_MS),
-        }),
-        (error: Error) =>
-          error instanceof PluginStartError && /exit(ed)? .*1/.test(error.message) &&
-          error.lastLines.some((line) =>
-            /ctx\.host\(kv\.v1\.KeyValueService\): the host serves no services to this plugin \(FTL_HOST_BIND is not set/
-              .test(line)
-          ),
-      );
-    } finally {
-      for (
-        const [key, value] of [["FTL_HOST_BIND", inherited.bind], [
-          "FTL_HOST_TOKEN",
-          inherited.token,
-        ]]
-      ) {
-        if (value === undefined) delete process.env[key!];
-        else process.env[key!] = value;
-      }
-    }
+    // A host that is itself some host's plugin must not pass that host's socket on. The
+    // host is a process of its own: changing this process's env would reach the test
+    // files deno test --parallel runs beside this one (its workers share one env).
+    const host = scriptCommand(new URL("./fixtures/checksum_host.ts", import.meta.url));
+    const options = { dir: dir.path, ...greeterCommand(guest) };
+    const { code, stderr } = await runToEnd(
+      nodeSpawn(host.exe, [...host.args, JSON.stringify(options)], {
+        env: {
+          ...process.env,
+          FTL_HOST_BIND: `unix://${join(dir.path, "grandparent.sock")}`,
+          FTL_HOST_TOKEN: "the grandparent's token",
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+      { timeoutMs: WAIT_MS },
+    );
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /PluginStartError: plugin echo exited with code 1/);
+    assert.match(
+      stderr,
+      /ctx\.host\(kv\.v1\.KeyValueService\): the host serves no services to this plugin \(FTL_HOST_BIND is not set/,
+    );
   });
 
   it("tells a Deno guest without access to the socket which flag it lacks", async () => {
