@@ -330,7 +330,7 @@ describe("attach", () => {
         "--",
         ...args,
       ]);
-      assert.notEqual(call.code, 0);
+      assert.equal(call.code, 3, "exit 3: the plugin could not be started");
       assert.match(
         call.stderr,
         new RegExp(
